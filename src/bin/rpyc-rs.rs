@@ -1,0 +1,2 @@
+//! The `rpyc-rs` command-line tool.
+fn main() {}
