@@ -1,0 +1,177 @@
+//! Messages: the numbers of `rpyc/core/consts.py` and the shape of a payload,
+//! `u8 msg_type` followed by `brine((seq, body))`.
+//!
+//! Messages are built straight into a frame buffer (see
+//! [`begin_frame`](crate::channel::begin_frame)) and parsed in place: the
+//! header parse reads only the type and seq, so the thread that routes a
+//! reply never decodes a body meant for another thread.
+
+use crate::brine::{put_int, put_tuple_header, DecodeOptions, Decoder, Token};
+use crate::channel::begin_frame;
+
+use super::{Error, Result};
+
+/// `MSG_REQUEST`
+pub const MSG_REQUEST: u8 = 1;
+/// `MSG_REPLY`
+pub const MSG_REPLY: u8 = 2;
+/// `MSG_EXCEPTION`
+pub const MSG_EXCEPTION: u8 = 3;
+
+/// `EXC_STOP_ITERATION`: the whole body of an exception message for
+/// `StopIteration`.
+pub const EXC_STOP_ITERATION: i64 = 1;
+
+/// The request handlers (`HANDLE_*` in `rpyc/core/consts.py`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[repr(u8)]
+pub enum Handler {
+    /// Echo the argument.
+    Ping = 1,
+    /// The sender is closing the connection.
+    Close = 2,
+    /// Return the root (service) object.
+    GetRoot = 3,
+    /// `getattr(obj, name)`, policy-checked.
+    GetAttr = 4,
+    /// `delattr(obj, name)`.
+    DelAttr = 5,
+    /// `setattr(obj, name, value)`.
+    SetAttr = 6,
+    /// `obj(*args, **dict(kwargs))`.
+    Call = 7,
+    /// `getattr(obj, name)(*args, **dict(kwargs))`.
+    CallAttr = 8,
+    /// `repr(obj)`.
+    Repr = 9,
+    /// `str(obj)`.
+    Str = 10,
+    /// `type(obj).<op>(obj, other)`.
+    Cmp = 11,
+    /// `hash(obj)`.
+    Hash = 12,
+    /// `tuple(dir(obj))`.
+    Dir = 13,
+    /// `pickle.dumps(obj, proto)`, when allowed.
+    Pickle = 14,
+    /// Drop `count` references to `obj`.
+    Del = 15,
+    /// The methods of the object named by an id pack.
+    Inspect = 16,
+    /// Up to `count` next items of an iterator.
+    BuffIter = 17,
+    /// Python 2 slicing, kept for old peers.
+    OldSlicing = 18,
+    /// `obj.__exit__(...)`.
+    CtxExit = 19,
+    /// `isinstance` across the connection.
+    InstanceCheck = 20,
+}
+
+impl Handler {
+    /// The handler with this number.
+    pub fn from_number(n: i64) -> Option<Handler> {
+        use Handler::*;
+        Some(match n {
+            1 => Ping,
+            2 => Close,
+            3 => GetRoot,
+            4 => GetAttr,
+            5 => DelAttr,
+            6 => SetAttr,
+            7 => Call,
+            8 => CallAttr,
+            9 => Repr,
+            10 => Str,
+            11 => Cmp,
+            12 => Hash,
+            13 => Dir,
+            14 => Pickle,
+            15 => Del,
+            16 => Inspect,
+            17 => BuffIter,
+            18 => OldSlicing,
+            19 => CtxExit,
+            20 => InstanceCheck,
+            _ => return None,
+        })
+    }
+}
+
+/// Starts a message in `buf` (clearing it and reserving the frame header):
+/// the type byte and `(seq, ` — the caller appends the body.
+pub fn begin_message(buf: &mut Vec<u8>, msg: u8, seq: i64) {
+    begin_frame(buf);
+    buf.push(msg);
+    // Two items can never fail to encode.
+    let _ = put_tuple_header(buf, 2);
+    put_int(buf, seq);
+}
+
+/// Starts a request: `begin_message` plus `(handler, ` — the caller appends
+/// the boxed argument tuple.
+pub fn begin_request(buf: &mut Vec<u8>, seq: i64, handler: Handler) {
+    begin_message(buf, MSG_REQUEST, seq);
+    let _ = put_tuple_header(buf, 2);
+    put_int(buf, handler as i64);
+}
+
+/// A parsed message header: its type, seq, and a decoder positioned at the
+/// body.
+pub struct Header<'a> {
+    /// `MSG_REQUEST`, `MSG_REPLY` or `MSG_EXCEPTION`.
+    pub msg: u8,
+    /// The request's sequence number.
+    pub seq: i64,
+    /// A decoder at the start of the body.
+    pub body: Decoder<'a>,
+}
+
+/// Parses the type and seq of a payload.
+pub fn parse_header(payload: &[u8], opts: DecodeOptions) -> Result<Header<'_>> {
+    let (&msg, rest) = payload.split_first().ok_or_else(|| Error::protocol("empty message"))?;
+    if !(MSG_REQUEST..=MSG_EXCEPTION).contains(&msg) {
+        return Err(Error::protocol(format!("invalid message type {msg}")));
+    }
+    let mut body = Decoder::with_options(rest, opts);
+    if body.next_token()? != Token::Tuple(2) {
+        return Err(Error::protocol("message is not a (seq, body) pair"));
+    }
+    let seq = match body.next_token()? {
+        Token::Int(n) => n,
+        _ => return Err(Error::protocol("message seq is not an int")),
+    };
+    Ok(Header { msg, seq, body })
+}
+
+/// Parses only the type and seq; for routing a reply to its waiter.
+pub fn peek_header(payload: &[u8]) -> Result<(u8, i64)> {
+    let h = parse_header(payload, DecodeOptions::default())?;
+    Ok((h.msg, h.seq))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::channel::HEADER_LEN;
+
+    #[test]
+    fn request_layout_matches_rpyc() {
+        // rpyc: I1.pack(1) + brine.dump((0, (3, (1, ())))) for GETROOT.
+        let mut buf = Vec::new();
+        begin_request(&mut buf, 0, Handler::GetRoot);
+        buf.extend_from_slice(b"\x11\x51\x02");
+        assert_eq!(&buf[HEADER_LEN..], b"\x01\x11\x50\x11\x53\x11\x51\x02");
+        let h = parse_header(&buf[HEADER_LEN..], DecodeOptions::default()).unwrap();
+        assert_eq!((h.msg, h.seq), (MSG_REQUEST, 0));
+    }
+
+    #[test]
+    fn handler_numbers_round_trip() {
+        for n in 1..=20 {
+            assert_eq!(Handler::from_number(n).unwrap() as i64, n);
+        }
+        assert!(Handler::from_number(0).is_none());
+        assert!(Handler::from_number(21).is_none());
+    }
+}

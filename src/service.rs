@@ -1,0 +1,211 @@
+//! Services: what a side exposes to its peer.
+//!
+//! Any Rust object the peer can reach (the root service, a callback, an
+//! object a method returned) implements [`Expose`]. The engine turns each
+//! request the peer sends (GETATTR, CALL, CALLATTR, REPR, ...) into a call of
+//! one of its methods, after applying the attribute policy of the
+//! connection's [`Config`](crate::protocol::Config): names with the
+//! `exposed_` prefix reach the plain name, private names are refused with
+//! `AttributeError` unless they are on rpyc's list of safe dunders, and
+//! setattr/delattr are refused unless enabled.
+//!
+//! Errors are [`RemoteException`]s: a Python peer sees the matching builtin
+//! exception (`ValueError`, `KeyError`, ...) with our traceback text.
+
+use std::sync::Arc;
+
+use crate::protocol::{Connection, Object, RemoteException};
+
+/// The result of a handler: an object, or an exception for the peer.
+pub type HandlerResult<T = Object> = Result<T, RemoteException>;
+
+/// Keyword arguments as they arrive: `(name, value)` pairs in call order.
+pub type Kwargs = Vec<(String, Object)>;
+
+/// A Rust object the peer can use through a netref.
+///
+/// Every method has a default that behaves as a plain Python object without
+/// that feature would (an `AttributeError`, a `TypeError`, ...), so an
+/// implementation writes only what it supports.
+pub trait Expose: Send + Sync + 'static {
+    /// The `"module.ClassName"` the peer sees as the name pack of the id
+    /// pack. Names of builtin types (`"builtins.function"`) let a Python
+    /// peer build its proxy class without an INSPECT round trip.
+    fn type_name(&self) -> &str {
+        "rpyc_rs.RustObject"
+    }
+
+    /// `getattr(obj, name)`, after the policy check.
+    fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+        Err(RemoteException::attribute_error(format!(
+            "'{}' object has no attribute '{name}'",
+            short_name(self.type_name())
+        )))
+    }
+
+    /// `setattr(obj, name, value)`, when the connection allows setattr.
+    fn setattr(&self, _conn: &Connection, name: &str, _value: Object) -> HandlerResult<()> {
+        Err(RemoteException::attribute_error(format!(
+            "'{}' object attribute '{name}' is read-only",
+            short_name(self.type_name())
+        )))
+    }
+
+    /// `delattr(obj, name)`, when the connection allows delattr.
+    fn delattr(&self, _conn: &Connection, name: &str) -> HandlerResult<()> {
+        Err(RemoteException::attribute_error(format!(
+            "'{}' object attribute '{name}' cannot be deleted",
+            short_name(self.type_name())
+        )))
+    }
+
+    /// `obj(*args, **kwargs)`.
+    fn call(&self, _conn: &Connection, _args: Vec<Object>, _kwargs: Kwargs) -> HandlerResult {
+        Err(RemoteException::type_error(format!("'{}' object is not callable", short_name(self.type_name()))))
+    }
+
+    /// `obj.name(*args, **kwargs)` in one round trip (CALLATTR). The default
+    /// fetches the attribute and calls it.
+    fn call_method(&self, conn: &Connection, name: &str, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        match self.getattr(conn, name)? {
+            Object::Local(f) => f.call(conn, args, kwargs),
+            Object::Remote(r) => r.call_with(args, kwargs).map_err(|e| match e {
+                crate::protocol::Error::Remote(exc) => exc,
+                other => RemoteException::runtime_error(other.to_string()),
+            }),
+            other => {
+                Err(RemoteException::type_error(format!("'{}' object is not callable", other.type_name())))
+            }
+        }
+    }
+
+    /// `repr(obj)`.
+    fn repr(&self, _conn: &Connection) -> HandlerResult<String> {
+        Ok(format!("<{} object>", self.type_name()))
+    }
+
+    /// `str(obj)`; defaults to the repr, as in Python.
+    fn str(&self, conn: &Connection) -> HandlerResult<String> {
+        self.repr(conn)
+    }
+
+    /// `hash(obj)`; `None` uses the object's identity, as Python does.
+    fn hash(&self, _conn: &Connection) -> HandlerResult<Option<i64>> {
+        Ok(None)
+    }
+
+    /// `dir(obj)`: the names a user can reach.
+    fn dir(&self, _conn: &Connection) -> Vec<String> {
+        self.methods().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// The methods the peer's proxy class should have, with docstrings: what
+    /// INSPECT answers. List the dunders the object supports (`__len__`,
+    /// `__iter__`, `__next__`, `__getitem__`, `__call__`, `__enter__`,
+    /// `__exit__`, ...) so a Python proxy gets `len()`, iteration, `with`...
+    fn methods(&self) -> Vec<(String, Option<String>)> {
+        Vec::new()
+    }
+
+    /// `type(obj).<op>(obj, other)` for the rich comparisons (`"__eq__"`,
+    /// `"__lt__"`, ...). The default is identity equality, as for a plain
+    /// Python object.
+    fn compare(&self, _conn: &Connection, op: &str, other: &Object) -> HandlerResult {
+        let same = match other {
+            Object::Local(o) => std::ptr::addr_eq(Arc::as_ptr(o), self as *const Self),
+            _ => false,
+        };
+        Ok(match op {
+            "__eq__" => Object::from(same),
+            "__ne__" => Object::from(!same),
+            _ => Object::Value(crate::brine::Value::NotImplemented),
+        })
+    }
+}
+
+fn short_name(type_name: &str) -> &str {
+    type_name.rsplit('.').next().unwrap_or(type_name)
+}
+
+/// A Rust closure exposed as a Python-callable function.
+pub struct Function<F> {
+    name: String,
+    f: F,
+}
+
+impl<F> Function<F>
+where
+    F: Fn(&Connection, Vec<Object>, Kwargs) -> HandlerResult + Send + Sync + 'static,
+{
+    /// Wraps `f`, shown to the peer under `name`.
+    pub fn new(name: impl Into<String>, f: F) -> Self {
+        Function { name: name.into(), f }
+    }
+}
+
+impl<F> Expose for Function<F>
+where
+    F: Fn(&Connection, Vec<Object>, Kwargs) -> HandlerResult + Send + Sync + 'static,
+{
+    fn type_name(&self) -> &str {
+        // A Python peer has a prebuilt proxy class for functions.
+        "builtins.function"
+    }
+    fn call(&self, conn: &Connection, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        (self.f)(conn, args, kwargs)
+    }
+    fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+        match name {
+            "__name__" | "__qualname__" => Ok(Object::from(self.name.as_str())),
+            "__doc__" | "__module__" => Ok(Object::from(crate::brine::Value::None)),
+            _ => {
+                Err(RemoteException::attribute_error(format!("'function' object has no attribute '{name}'")))
+            }
+        }
+    }
+    fn call_method(&self, conn: &Connection, name: &str, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        match name {
+            "__call__" => self.call(conn, args, kwargs),
+            _ => {
+                Err(RemoteException::attribute_error(format!("'function' object has no attribute '{name}'")))
+            }
+        }
+    }
+    fn repr(&self, _conn: &Connection) -> HandlerResult<String> {
+        Ok(format!("<function {}>", self.name))
+    }
+    fn methods(&self) -> Vec<(String, Option<String>)> {
+        vec![("__call__".into(), None)]
+    }
+}
+
+/// Wraps a closure as an [`Object`] the peer can call:
+/// `rpyc_rs::service::function("on_event", |_conn, args, _kw| Ok(args[0].clone()))`.
+pub fn function<F>(name: &str, f: F) -> Object
+where
+    F: Fn(&Connection, Vec<Object>, Kwargs) -> HandlerResult + Send + Sync + 'static,
+{
+    Object::Local(Arc::new(Function::new(name, f)))
+}
+
+/// The root a side exposes when it exposes nothing (rpyc's `VoidService`).
+pub struct VoidService;
+
+impl Expose for VoidService {
+    fn type_name(&self) -> &str {
+        "rpyc.core.service.VoidService"
+    }
+    fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+        match name {
+            "get_service_name" | "get_service_aliases" => {
+                Ok(function(name, |_, _, _| Ok(Object::from("VOID"))))
+            }
+            _ => Err(RemoteException::attribute_error(format!(
+                "'VoidService' object has no attribute '{name}'"
+            ))),
+        }
+    }
+    fn methods(&self) -> Vec<(String, Option<String>)> {
+        vec![("get_service_name".into(), None), ("get_service_aliases".into(), None)]
+    }
+}
