@@ -205,14 +205,17 @@ impl FrameReader {
     /// (`None`: forever) for it to complete.
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
         let deadline = timeout.map(|t| Instant::now() + t);
+        let mut tried = false;
         loop {
             if let Some(frame) = self.take_frame()? {
                 return Ok(frame);
             }
             let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-            if left == Some(Duration::ZERO) {
+            // A zero timeout still reads what has already arrived (a poll).
+            if tried && left == Some(Duration::ZERO) {
                 return Err(ChannelError::Timeout);
             }
+            tried = true;
             let need = self.needed();
             if need > self.buf.len() - self.start {
                 // Room for the whole frame at once (no repeated regrowth),
@@ -414,6 +417,8 @@ pub struct Channel {
     pub closer: Closer,
     /// Who is on the other end.
     pub peer: String,
+    /// The descriptor to poll for incoming data, if any.
+    pub fd: Option<std::os::fd::RawFd>,
 }
 
 impl Channel {
@@ -424,6 +429,7 @@ impl Channel {
             writer: FrameWriter::new(stream.writer, config),
             closer: stream.closer,
             peer: stream.peer,
+            fd: stream.fd,
         }
     }
 

@@ -8,7 +8,7 @@
 //! | bytes | [`stream`], [`brine`] | sockets and pipes into bytes; values into brine bytes |
 //! | packets | [`channel`] | bytes into `!LB` frames (zlib above 3000 bytes) |
 //! | objects | [`protocol`] | packets into requests, replies, netrefs and exceptions |
-//! | services | [`service`] | Rust objects into something a peer can use |
+//! | services | [`service`], [`server`] | Rust objects into something a peer can use, and servers for them |
 //!
 //! Everything here is byte-compatible with the `rpyc` package (5.3.x and 6.0.x).
 //!
@@ -27,11 +27,13 @@
 pub mod brine;
 pub mod channel;
 pub mod protocol;
+pub mod server;
 pub mod service;
 pub mod stream;
 
 pub use brine::Value;
 pub use protocol::{Config, Connection, Error, FromObject, NetRef, Object, RemoteException};
+pub use server::{Mode, Server, ServerBuilder};
 pub use service::Expose;
 
 #[cfg(feature = "python")]

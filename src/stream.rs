@@ -58,6 +58,9 @@ pub struct Stream {
     pub closer: Closer,
     /// Who is on the other end, for messages and logs (`"127.0.0.1:18812"`).
     pub peer: String,
+    /// The file descriptor to poll for incoming data, where there is one
+    /// (servers multiplex connections on it; rpyc exposes it as `fileno()`).
+    pub fd: Option<RawFd>,
 }
 
 impl std::fmt::Debug for Stream {
@@ -166,7 +169,9 @@ impl Stream {
         let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp".into());
         let w = s.try_clone()?;
         let c = s.try_clone()?;
+        let fd = Some(s.as_raw_fd());
         Ok(Stream {
+            fd,
             reader: Box::new(FdReader(s)),
             writer: Box::new(TcpWriter(w)),
             closer: Box::new(move || {
@@ -193,7 +198,9 @@ impl Stream {
             .unwrap_or_else(|| "unix".into());
         let w = s.try_clone()?;
         let c = s.try_clone()?;
+        let fd = Some(s.as_raw_fd());
         Ok(Stream {
+            fd,
             reader: Box::new(FdReader(s)),
             writer: Box::new(UnixWriter(w)),
             closer: Box::new(move || {
@@ -213,7 +220,9 @@ impl Stream {
         let peer = format!("process {}", child.id());
         let child = Arc::new(Mutex::new(child));
         let killer = child.clone();
+        let fd = Some(stdout.as_raw_fd());
         Ok(Stream {
+            fd,
             reader: Box::new(FdReader(stdout)),
             writer: Box::new(ChildWriter { stdin: Some(stdin), child }),
             closer: Box::new(move || {
@@ -242,12 +251,14 @@ impl Stream {
             writer: Box::new(MemWriter { out: b.clone(), back: a.clone() }),
             closer: closer(&a, &b),
             peer: "memory".into(),
+            fd: None,
         };
         let right = Stream {
             reader: Box::new(MemReader(b.clone())),
             writer: Box::new(MemWriter { out: a.clone(), back: b.clone() }),
             closer: closer(&a, &b),
             peer: "memory".into(),
+            fd: None,
         };
         (left, right)
     }

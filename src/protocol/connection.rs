@@ -98,6 +98,7 @@ pub(crate) struct Inner {
     pub(crate) root: Arc<dyn Expose>,
     me: Weak<Inner>,
     closing: AtomicBool,
+    disconnected: AtomicBool,
 }
 
 impl Inner {
@@ -135,8 +136,10 @@ impl Inner {
     ) -> Result<Object> {
         let seq = self.core.next_seq();
         let mut frame = self.build_request(seq, handler, &args)?;
-        drop(args);
         self.core.send_request(seq, &mut frame)?;
+        // Only now may a proxy in `args` die: its DEL must reach the peer
+        // after the request that names the object, not before it.
+        drop(args);
         drop(frame);
         let payload = self.core.wait(self, seq, timeout)?;
         self.decode_reply(&payload)
@@ -208,8 +211,18 @@ impl Connection {
             root,
             me: me.clone(),
             closing: AtomicBool::new(false),
+            disconnected: AtomicBool::new(false),
         });
-        Connection { inner }
+        let conn = Connection { inner };
+        conn.inner.root.on_connect(&conn);
+        conn
+    }
+
+    /// Runs the root's `on_disconnect` hook, once.
+    fn disconnect_hook(&self) {
+        if !self.inner.disconnected.swap(true, Ordering::AcqRel) {
+            self.inner.root.on_disconnect(self);
+        }
     }
 
     pub(crate) fn from_inner(inner: Arc<Inner>) -> Connection {
@@ -351,13 +364,16 @@ impl Connection {
     /// Serves until the connection closes (a server's loop). Returns `Ok`
     /// when the peer closed it.
     pub fn serve_all(&self) -> Result<()> {
-        loop {
+        let r = loop {
             match self.serve(None) {
                 Ok(_) => {}
-                Err(Error::Closed { .. }) => return Ok(()),
-                Err(e) => return Err(e),
+                Err(Error::Closed { .. }) => break Ok(()),
+                Err(e) => break Err(e),
             }
-        }
+        };
+        self.inner.shutdown("serving ended");
+        self.disconnect_hook();
+        r
     }
 
     /// Starts a thread that serves incoming messages (rpyc's
@@ -388,6 +404,26 @@ impl Connection {
         }
         let _ = self.sync_request_timeout(Handler::Close, Vec::new(), Some(Duration::from_secs(1)));
         self.inner.shutdown("closed locally");
+        self.disconnect_hook();
+    }
+
+    /// Shuts the connection down at once, without telling the peer (a
+    /// server stopping, or a peer that misbehaved).
+    pub fn abort(&self, reason: &str) {
+        self.inner.shutdown(reason);
+        self.disconnect_hook();
+    }
+
+    /// The descriptor to poll for incoming data, if the stream has one
+    /// (rpyc's `fileno()`).
+    pub fn fileno(&self) -> Option<std::os::fd::RawFd> {
+        self.inner.core.fileno()
+    }
+
+    /// True when a message is already buffered (so polling the descriptor
+    /// would not show it).
+    pub fn has_buffered(&self) -> bool {
+        self.inner.core.has_buffered()
     }
 
     /// True once the connection has ended.

@@ -18,6 +18,12 @@ use super::{Error, Result};
 pub trait FromObject: Sized {
     /// Converts, or explains what did not match.
     fn from_object(obj: Object) -> Result<Self>;
+
+    /// The value for an argument the caller left out, if the type has one
+    /// (`Option<T>` is `None`); others make the argument required.
+    fn from_missing() -> Option<Self> {
+        None
+    }
 }
 
 impl FromObject for Object {
@@ -124,6 +130,10 @@ impl<T: FromObject> FromObject for Option<T> {
             Object::Value(Value::None) => Ok(None),
             other => T::from_object(other).map(Some),
         }
+    }
+
+    fn from_missing() -> Option<Self> {
+        Some(None)
     }
 }
 

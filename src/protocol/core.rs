@@ -65,6 +65,7 @@ pub struct Core {
     seq: AtomicI64,
     closed: AtomicBool,
     peer_name: String,
+    fd: Option<std::os::fd::RawFd>,
 }
 
 impl Core {
@@ -80,12 +81,24 @@ impl Core {
             seq: AtomicI64::new(0),
             closed: AtomicBool::new(false),
             peer_name: channel.peer,
+            fd: channel.fd,
         }
     }
 
     /// Who is on the other end.
     pub fn peer_name(&self) -> &str {
         &self.peer_name
+    }
+
+    /// The descriptor to poll for incoming data, if the stream has one.
+    pub fn fileno(&self) -> Option<std::os::fd::RawFd> {
+        self.fd
+    }
+
+    /// True when a frame (or part of one) is already buffered, so polling
+    /// the descriptor would not show it.
+    pub fn has_buffered(&self) -> bool {
+        self.reader.try_lock().is_some_and(|r| r.has_buffered())
     }
 
     /// The next request number (rpyc counts up from 0 per sender).

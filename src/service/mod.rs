@@ -11,6 +11,15 @@
 //!
 //! Errors are [`RemoteException`]s: a Python peer sees the matching builtin
 //! exception (`ValueError`, `KeyError`, ...) with our traceback text.
+//!
+//! Two ways to write one: implement [`Expose`] on your own type (full
+//! control, state in fields), or assemble one from typed closures with
+//! [`Service::builder`] and [`ObjectBuilder`].
+
+mod builder;
+pub mod demo;
+
+pub use builder::{Args, BuiltObject, IntoReturn, Method, ObjectBuilder, RawArgs, Service, ServiceBuilder};
 
 use std::sync::Arc;
 
@@ -106,6 +115,14 @@ pub trait Expose: Send + Sync + 'static {
     fn methods(&self) -> Vec<(String, Option<String>)> {
         Vec::new()
     }
+
+    /// Called on a connection's root when the connection starts (rpyc's
+    /// `Service.on_connect`).
+    fn on_connect(&self, _conn: &Connection) {}
+
+    /// Called on a connection's root when the connection ends (rpyc's
+    /// `Service.on_disconnect`).
+    fn on_disconnect(&self, _conn: &Connection) {}
 
     /// `type(obj).<op>(obj, other)` for the rich comparisons (`"__eq__"`,
     /// `"__lt__"`, ...). The default is identity equality, as for a plain
