@@ -138,6 +138,37 @@ impl From<io::Error> for ChannelError {
     }
 }
 
+/// Where the engine gets whole payloads from. [`FrameReader`] is the native
+/// one; the Python bindings also adapt a Python `rpyc` channel (for streams
+/// whose bytes we cannot own, such as SSL sockets).
+pub trait FrameSource: Send {
+    /// Receives the next payload, waiting at most `timeout`.
+    fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError>;
+    /// True when a frame (or part of one) is already buffered.
+    fn has_buffered(&self) -> bool;
+}
+
+/// Where the engine sends frames.
+pub trait FrameSink: Send {
+    /// Sends a frame prepared with [`begin_frame`].
+    fn send_prepared(&mut self, buf: &mut Vec<u8>) -> Result<(), ChannelError>;
+}
+
+impl FrameSource for FrameReader {
+    fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
+        FrameReader::recv(self, timeout)
+    }
+    fn has_buffered(&self) -> bool {
+        FrameReader::has_buffered(self)
+    }
+}
+
+impl FrameSink for FrameWriter {
+    fn send_prepared(&mut self, buf: &mut Vec<u8>) -> Result<(), ChannelError> {
+        FrameWriter::send_prepared(self, buf)
+    }
+}
+
 /// Reads frames from a [`ReadHalf`], buffering across calls.
 pub struct FrameReader {
     inner: Box<dyn ReadHalf>,

@@ -210,6 +210,28 @@ impl Stream {
         })
     }
 
+    /// Wraps a connected stream socket of any family (TCP or Unix) that
+    /// someone else opened, such as a socket handed over from Python.
+    /// Reads, writes and shutdown are the same syscalls for every family.
+    pub fn from_socket_fd(fd: std::os::fd::OwnedFd, peer: String) -> io::Result<Stream> {
+        let s = UnixStream::from(fd);
+        // Best effort: only TCP sockets have Nagle's algorithm to turn off.
+        let one: libc::c_int = 1;
+        // SAFETY: a valid socket descriptor and a c_int option of its size.
+        unsafe {
+            libc::setsockopt(
+                s.as_raw_fd(),
+                libc::IPPROTO_TCP,
+                libc::TCP_NODELAY,
+                &one as *const libc::c_int as *const libc::c_void,
+                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+            );
+        }
+        let mut st = Stream::from_unix(s)?;
+        st.peer = peer;
+        Ok(st)
+    }
+
     /// Starts `cmd` with piped stdin/stdout and talks to it over them (as
     /// rpyc's `connect_subproc`). The child is killed when the stream is shut
     /// down or dropped.

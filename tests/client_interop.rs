@@ -202,49 +202,32 @@ fn callbacks_nest_three_deep() {
     let server = common::spawn_rpyc_server(SERVICE);
     let conn = connect(&server);
     let root = conn.root().unwrap();
-    let calls = Arc::new(AtomicUsize::new(0));
-    let seen = calls.clone();
-    let root2 = root.clone();
-    let cb = function("deeper", move |_conn, args, _kw| {
-        seen.fetch_add(1, Ordering::SeqCst);
-        let depth = i64::from_object(args.into_iter().next().unwrap_or(Object::from(0))).unwrap_or(0);
-        if depth <= 1 {
-            return Ok(Object::from("bottom"));
-        }
-        // Back into Python, from inside a call Python made to us.
-        let me = rpyc_rs::service::function("again", |_, a, _| Ok(a.into_iter().next().unwrap()));
-        let r = root2
-            .call_method("call", (me, depth - 1))
-            .map_err(|e| rpyc_rs::RemoteException::runtime_error(e.to_string()))?;
-        let _ = r;
-        root2
-            .call_method(
-                "ping_back",
-                (Object::from(function("leaf", |_, _, _| Ok(Object::from("bottom")))), depth - 1),
-            )
-            .map_err(|e| rpyc_rs::RemoteException::runtime_error(e.to_string()))
-    });
-    let out = root.call_method("ping_back", (cb, 3)).unwrap();
-    assert_eq!(String::from_object(out).unwrap(), "bottom");
-    assert_eq!(calls.load(Ordering::SeqCst), 1);
 
-    // A true recursion: Python -> Rust -> Python -> Rust -> Python -> Rust.
-    fn recurse(root: NetRef, depth: i64, hits: Arc<AtomicUsize>) -> Object {
+    // One level: Python calls a Rust closure.
+    let double = function("double", |_, args, _| {
+        let x = i64::from_object(args.into_iter().next().unwrap_or(Object::from(0)))
+            .map_err(|e| rpyc_rs::RemoteException::type_error(e.to_string()))?;
+        Ok(Object::from(2 * x))
+    });
+    assert_eq!(i64::from_object(root.call_method("call", (double, 21)).unwrap()).unwrap(), 42);
+
+    // Python -> Rust -> Python -> Rust -> Python -> Rust -> Python -> Rust.
+    fn recurse(root: NetRef, hits: Arc<AtomicUsize>) -> Object {
         function("recurse", move |_c, args, _| {
             hits.fetch_add(1, Ordering::SeqCst);
             let d = i64::from_object(args.into_iter().next().unwrap()).unwrap();
             if d == 0 {
-                return Ok(Object::from(depth));
+                return Ok(Object::from("bottom"));
             }
-            let next = recurse(root.clone(), depth, hits.clone());
+            let next = recurse(root.clone(), hits.clone());
             root.call_method("ping_back", (next, d - 1))
                 .map_err(|e| rpyc_rs::RemoteException::runtime_error(e.to_string()))
         })
     }
     let hits = Arc::new(AtomicUsize::new(0));
-    let f = recurse(root.clone(), 3, hits.clone());
+    let f = recurse(root.clone(), hits.clone());
     let out = root.call_method("ping_back", (f, 3)).unwrap();
-    assert_eq!(i64::from_object(out).unwrap(), 3);
+    assert_eq!(String::from_object(out).unwrap(), "bottom");
     assert_eq!(hits.load(Ordering::SeqCst), 4);
 }
 

@@ -20,7 +20,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
-use crate::channel::{Channel, ChannelError, FrameReader, FrameWriter};
+use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
 use crate::stream::Closer;
 
 use super::message::{peek_header, MSG_REQUEST};
@@ -53,12 +53,12 @@ struct State {
 
 /// The engine of one connection.
 pub struct Core {
-    writer: Mutex<FrameWriter>,
+    writer: Mutex<Box<dyn FrameSink>>,
     /// Frames queued by threads that must not block on the writer (proxy
     /// destructors); whoever holds the writer sends them.
     deferred: Mutex<Vec<Vec<u8>>>,
     /// Holding this lock *is* the reader role.
-    reader: Mutex<FrameReader>,
+    reader: Mutex<Box<dyn FrameSource>>,
     state: Mutex<State>,
     changed: Condvar,
     closer: Closer,
@@ -71,17 +71,34 @@ pub struct Core {
 impl Core {
     /// An engine over a framed channel.
     pub fn new(channel: Channel) -> Core {
+        Core::from_parts(
+            Box::new(channel.reader),
+            Box::new(channel.writer),
+            channel.closer,
+            channel.peer,
+            channel.fd,
+        )
+    }
+
+    /// An engine over any source and sink of frames.
+    pub fn from_parts(
+        reader: Box<dyn FrameSource>,
+        writer: Box<dyn FrameSink>,
+        closer: Closer,
+        peer_name: String,
+        fd: Option<std::os::fd::RawFd>,
+    ) -> Core {
         Core {
-            writer: Mutex::new(channel.writer),
+            writer: Mutex::new(writer),
             deferred: Mutex::new(Vec::new()),
-            reader: Mutex::new(channel.reader),
+            reader: Mutex::new(reader),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
-            closer: channel.closer,
+            closer,
             seq: AtomicI64::new(0),
             closed: AtomicBool::new(false),
-            peer_name: channel.peer,
-            fd: channel.fd,
+            peer_name,
+            fd,
         }
     }
 
@@ -150,7 +167,7 @@ impl Core {
         self.flush_deferred();
     }
 
-    fn drain_deferred(&self, w: &mut MutexGuard<'_, FrameWriter>) {
+    fn drain_deferred(&self, w: &mut MutexGuard<'_, Box<dyn FrameSink>>) {
         loop {
             let batch = std::mem::take(&mut *self.deferred.lock());
             if batch.is_empty() {
@@ -267,36 +284,35 @@ impl Core {
     pub fn serve(&self, peer: &dyn Peer, timeout: Option<Duration>) -> Result<bool> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = self.state.lock();
-        loop {
-            if st.closed.is_some() {
-                drop(st);
-                return Err(self.closed_error());
-            }
-            if let Some(rd) = self.reader.try_lock() {
-                drop(st);
-                let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
-                return match self.read_one(peer, rd, left) {
-                    Read::Frame => Ok(true),
-                    Read::Timeout => Ok(false),
-                    Read::Closed => Err(self.closed_error()),
-                };
-            }
-            match deadline {
-                Some(d) => {
-                    if self.changed.wait_until(&mut st, d).timed_out() {
-                        return Ok(false);
-                    }
-                }
-                None => self.changed.wait(&mut st),
-            }
+        if st.closed.is_some() {
+            drop(st);
+            return Err(self.closed_error());
         }
+        if let Some(rd) = self.reader.try_lock() {
+            drop(st);
+            return match self.read_one(peer, rd, timeout) {
+                Read::Frame => Ok(true),
+                Read::Timeout => Ok(false),
+                Read::Closed => Err(self.closed_error()),
+            };
+        }
+        // Another thread is reading. Like rpyc, wait for it to finish a
+        // frame and report "nothing served here": the caller re-checks
+        // whatever it waits for (its reply may be what that thread read).
+        match deadline {
+            Some(d) => {
+                self.changed.wait_until(&mut st, d);
+            }
+            None => self.changed.wait(&mut st),
+        }
+        Ok(false)
     }
 
     /// Reads one frame with the reader role held and routes it.
     fn read_one(
         &self,
         peer: &dyn Peer,
-        mut rd: MutexGuard<'_, FrameReader>,
+        mut rd: MutexGuard<'_, Box<dyn FrameSource>>,
         timeout: Option<Duration>,
     ) -> Read {
         let payload = match rd.recv(timeout) {
@@ -356,7 +372,7 @@ impl Core {
         Read::Frame
     }
 
-    fn release(&self, rd: MutexGuard<'_, FrameReader>) {
+    fn release(&self, rd: MutexGuard<'_, Box<dyn FrameSource>>) {
         let st = self.state.lock();
         drop(rd);
         drop(st);
