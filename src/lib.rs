@@ -26,6 +26,8 @@
 
 pub mod brine;
 pub mod channel;
+pub mod classic;
+pub mod literal;
 pub mod protocol;
 pub mod server;
 pub mod service;
