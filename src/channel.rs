@@ -404,13 +404,17 @@ impl FrameWriter {
                 self.scratch.reserve(cap.max(4096));
             }
             let clen = self.scratch.len() - HEADER_LEN;
-            write_header(&mut self.scratch, clen, 1)?;
-            self.scratch.push(FLUSHER);
-            let r = self.inner.write_all(&self.scratch);
-            if self.scratch.capacity() > 4 * READ_CHUNK {
-                self.scratch = Vec::new();
+            // Incompressible data (already compressed, random) grows a little
+            // under zlib; rpyc accepts either form, so send the smaller.
+            if clen < payload_len {
+                write_header(&mut self.scratch, clen, 1)?;
+                self.scratch.push(FLUSHER);
+                let r = self.inner.write_all(&self.scratch);
+                if self.scratch.capacity() > 4 * READ_CHUNK {
+                    self.scratch = Vec::new();
+                }
+                return r.map_err(ChannelError::Io);
             }
-            return r.map_err(ChannelError::Io);
         }
         write_header(buf, payload_len, 0)?;
         buf.push(FLUSHER);
@@ -502,6 +506,28 @@ mod tests {
             a.send(&payload).unwrap();
             assert_eq!(b.recv(Some(Duration::from_secs(5))).unwrap(), payload);
         }
+    }
+
+    #[test]
+    fn incompressible_payloads_go_raw() {
+        let (a, mut raw) = Stream::pair();
+        let mut ch = Channel::new(a, &ChannelConfig::default());
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        let noise: Vec<u8> = (0..5000)
+            .map(|_| {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                x as u8
+            })
+            .collect();
+        ch.send(&noise).unwrap();
+        let mut head = [0u8; 5];
+        let mut got = 0;
+        while got < 5 {
+            got += raw.reader.read_timeout(&mut head[got..], Some(Duration::from_secs(1))).unwrap();
+        }
+        assert_eq!(head, [0, 0, 0x13, 0x88, 0]);
     }
 
     #[test]

@@ -123,6 +123,15 @@ pub enum BrineError {
         /// Offset of the int's text.
         offset: usize,
     },
+    /// An int with more digits than [`DecodeOptions::max_int_digits`].
+    IntTooLong {
+        /// Offset of the int's text.
+        offset: usize,
+        /// How many bytes of text it has.
+        len: usize,
+        /// The configured limit.
+        limit: usize,
+    },
     /// A value of the wrong shape inside a compound: a `str` tag not followed
     /// by bytes, a slice not followed by a 3-tuple, a frozenset not followed
     /// by a tuple.
@@ -170,6 +179,9 @@ impl fmt::Display for BrineError {
             BrineError::InvalidInt { offset } => {
                 write!(f, "brine int at offset {offset} is not decimal text")
             }
+            BrineError::IntTooLong { offset, len, limit } => {
+                write!(f, "brine int at offset {offset} has {len} digits, more than the limit of {limit}")
+            }
             BrineError::Malformed { offset, expected } => {
                 write!(f, "malformed brine value at offset {offset}: expected {expected}")
             }
@@ -194,11 +206,27 @@ pub struct DecodeOptions {
     /// The deepest tuple nesting accepted (slices and frozensets count as a
     /// level too, since they contain a tuple).
     pub max_depth: usize,
+    /// The most digits an int may have. Converting decimal text to a big
+    /// int takes time quadratic in its length, so a peer could otherwise
+    /// stall us with a few megabytes of digits (Python itself refuses more
+    /// than 4300 digits since 3.11).
+    pub max_int_digits: usize,
+}
+
+/// The default bound on an int's digits: far beyond any real value, and
+/// converted in a few milliseconds.
+pub const DEFAULT_MAX_INT_DIGITS: usize = 100_000;
+
+impl DecodeOptions {
+    /// The defaults with a different depth bound.
+    pub fn with_max_depth(max_depth: usize) -> Self {
+        DecodeOptions { max_depth, ..DecodeOptions::default() }
+    }
 }
 
 impl Default for DecodeOptions {
     fn default() -> Self {
-        DecodeOptions { max_depth: DEFAULT_MAX_DEPTH }
+        DecodeOptions { max_depth: DEFAULT_MAX_DEPTH, max_int_digits: DEFAULT_MAX_INT_DIGITS }
     }
 }
 
@@ -407,6 +435,7 @@ pub struct Decoder<'a> {
     pos: usize,
     depth: usize,
     max_depth: usize,
+    max_int_digits: usize,
 }
 
 impl<'a> Decoder<'a> {
@@ -417,7 +446,7 @@ impl<'a> Decoder<'a> {
 
     /// A decoder with the given options.
     pub fn with_options(data: &'a [u8], opts: DecodeOptions) -> Self {
-        Decoder { data, pos: 0, depth: 0, max_depth: opts.max_depth }
+        Decoder { data, pos: 0, depth: 0, max_depth: opts.max_depth, max_int_digits: opts.max_int_digits }
     }
 
     /// The offset of the next unread byte.
@@ -508,6 +537,10 @@ impl<'a> Decoder<'a> {
     fn int_text(&mut self, wide: bool) -> Result<Token<'a>, BrineError> {
         let n = self.take_len(wide, 1)?;
         let offset = self.pos;
+        // Room for a sign and surrounding whitespace beyond the digits.
+        if n > self.max_int_digits.saturating_add(8) {
+            return Err(BrineError::IntTooLong { offset, len: n, limit: self.max_int_digits });
+        }
         let raw = self.take(n)?;
         parse_int_text(raw).ok_or(BrineError::InvalidInt { offset })
     }

@@ -154,7 +154,7 @@ impl Inner {
 
     /// Turns a REPLY into an object or an EXCEPTION into an error.
     pub(crate) fn decode_reply(&self, payload: &[u8]) -> Result<Object> {
-        let h = parse_header(payload, crate::brine::DecodeOptions { max_depth: self.config.max_depth })?;
+        let h = parse_header(payload, crate::brine::DecodeOptions::with_max_depth(self.config.max_depth))?;
         let mut body = h.body;
         let out = match h.msg {
             MSG_REPLY => self.read_boxed(&mut body)?,
