@@ -345,6 +345,12 @@ impl ServerHandle {
         self.stop.connection_count()
     }
 
+    /// True once the server has stopped by itself (a one-shot server whose
+    /// client left, or a listener error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
+    }
+
     /// Stops the server and waits for it.
     pub fn shutdown(mut self) -> io::Result<()> {
         self.stop.shutdown();

@@ -246,3 +246,44 @@ fn a_unix_socket_address_works() {
     assert_eq!(r.code, 2, "{r:?}");
     assert!(r.stderr.contains("cannot connect to"), "{r:?}");
 }
+
+/// `rpyc-rs serve` announces its address, serves the demo service to a
+/// stock Python client, and exits 0 on SIGTERM after closing connections.
+#[test]
+fn serve_runs_the_demo_service_until_sigterm() {
+    common::require_rpyc();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rpyc-rs"))
+        .args(["serve", "--port", "0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let first = common::within(Duration::from_secs(20), "serve's first line", move || {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).map(|n| n == 1).unwrap_or(false) && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        String::from_utf8_lossy(&line).to_string()
+    });
+    let port = first
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    let script = common::manifest_dir().join("tests/scripts/demo_client.py");
+    let client = Command::new(common::python())
+        .arg(script)
+        .args([&port.to_string(), "basics", "objects", "callbacks"])
+        .output()
+        .unwrap();
+    assert!(client.status.success(), "{}", String::from_utf8_lossy(&client.stderr));
+    assert_eq!(String::from_utf8_lossy(&client.stdout).matches("OK ").count(), 3);
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let start = Instant::now();
+    let status = common::within(Duration::from_secs(10), "serve to exit", move || child.wait().unwrap());
+    assert!(status.success(), "{status}");
+    assert!(start.elapsed() < Duration::from_secs(5));
+}

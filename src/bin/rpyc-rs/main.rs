@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod serve;
+
 use rpyc_rs::classic::{Classic, DEFAULT_PORT};
 use rpyc_rs::protocol::{Config, Connection, Error, NetRef, Object, RemoteException};
 use rpyc_rs::service::VoidService;
@@ -98,9 +100,28 @@ enum Command {
         #[arg(allow_negative_numbers = true)]
         args: Vec<String>,
     },
-    // `serve` belongs here, next to the client commands, once src/server.rs
-    // is ready: a `Serve { .. }` variant taking a listen `Address` (reuse
-    // `parse_address`), and a `Command::Serve { .. }` arm in `run` below.
+    /// Serve the built-in demo service (echo, add, counter, countdown, sleep,
+    /// fail, call_back) to RPyC clients until SIGINT/SIGTERM.
+    Serve {
+        /// Interface to listen on.
+        #[arg(long, default_value = "127.0.0.1")]
+        host: String,
+        /// TCP port (0 picks a free one).
+        #[arg(long, default_value_t = 18861)]
+        port: u16,
+        /// Listen on this Unix socket instead of TCP.
+        #[arg(long, value_name = "PATH", conflicts_with_all = ["host", "port"])]
+        unix: Option<PathBuf>,
+        /// Threads: one per connection, a fixed pool, or serve one client and exit.
+        #[arg(long, value_enum, default_value = "threaded")]
+        mode: serve::ServeMode,
+        /// Worker threads in pool mode.
+        #[arg(long, default_value_t = 8)]
+        workers: usize,
+        /// Most connections served at once; more wait to be accepted.
+        #[arg(long, default_value_t = 1024)]
+        max_connections: usize,
+    },
 }
 
 /// The largest `--size` accepted: far beyond any useful latency probe, and
@@ -395,6 +416,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let timeout = cli.timeout;
     match cli.command {
         Command::Ping { addr, count, size } => ping(&addr, count, size as usize, timeout),
+        Command::Serve { host, port, unix, mode, workers, max_connections } => {
+            serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections })
+                .map_err(Failure::other)
+        }
         Command::Eval { addr, expr } => {
             let expr = text_arg(expr, "expression")?;
             let c = classic(&addr, timeout)?;

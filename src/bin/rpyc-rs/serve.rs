@@ -1,0 +1,97 @@
+//! `rpyc-rs serve`: the built-in demo service on a Rust server, for Python
+//! rpyc clients to try (see `rpyc_rs::service::demo` for what it exposes).
+//!
+//! Prints the address it listens on as the first line of stdout (`listening
+//! on 127.0.0.1:18861`), so scripts can wait for it, and shuts down cleanly
+//! (closing every connection) on SIGINT or SIGTERM.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use clap::ValueEnum;
+
+use rpyc_rs::server::{Mode, ServerAddr, ServerBuilder};
+use rpyc_rs::service::demo::demo_service;
+
+/// How the server gives connections threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ServeMode {
+    /// A thread per connection.
+    Threaded,
+    /// A fixed pool of worker threads for all connections.
+    Pool,
+    /// Serve one connection, then exit.
+    Oneshot,
+}
+
+/// What `serve` was asked for.
+pub struct ServeArgs {
+    pub host: String,
+    pub port: u16,
+    pub unix: Option<PathBuf>,
+    pub mode: ServeMode,
+    pub workers: usize,
+    pub max_connections: usize,
+}
+
+static STOP: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_sig: libc::c_int) {
+    // Only an atomic store: the one thing a signal handler may safely do.
+    STOP.store(true, Ordering::SeqCst);
+}
+
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: a plain C handler that only stores to an atomic.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+/// Runs the demo server until a signal (or, one-shot, until its client
+/// leaves). Errors are messages for the user.
+pub fn serve(args: ServeArgs) -> Result<(), String> {
+    let mode = match args.mode {
+        ServeMode::Threaded => Mode::Threaded,
+        ServeMode::Pool => Mode::Pool { workers: args.workers.max(1) },
+        ServeMode::Oneshot => Mode::OneShot,
+    };
+    let mut b = ServerBuilder::new(demo_service).mode(mode).max_connections(args.max_connections);
+    b = match &args.unix {
+        Some(path) => b.unix(path),
+        None => b
+            .tcp((args.host.as_str(), args.port))
+            .map_err(|e| format!("cannot resolve {}:{}: {e}", args.host, args.port))?,
+    };
+    let server = b.bind().map_err(|e| {
+        let what =
+            args.unix.as_ref().map_or(format!("{}:{}", args.host, args.port), |p| p.display().to_string());
+        format!("cannot listen on {what}: {e}")
+    })?;
+    let addr = match server.addr() {
+        ServerAddr::Tcp(a) => a.to_string(),
+        ServerAddr::Unix(p) => p.display().to_string(),
+    };
+    install_signal_handlers();
+    let handle = server.spawn().map_err(|e| format!("cannot start the server thread: {e}"))?;
+    {
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "listening on {addr} ({:?}); demo service DEMO; Ctrl-C stops", args.mode);
+        let _ = out.flush();
+    }
+    let stop = handle.shutdown_handle();
+    while !STOP.load(Ordering::SeqCst) {
+        if args.mode == ServeMode::Oneshot && handle.is_finished() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    stop.shutdown();
+    handle.shutdown().map_err(|e| format!("server stopped with an error: {e}"))?;
+    eprintln!("rpyc-rs: server on {addr} stopped");
+    Ok(())
+}
