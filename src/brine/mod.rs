@@ -563,9 +563,7 @@ impl<'a> Decoder<'a> {
                 // The bytes end where we are now (an L1/L4 length field
                 // comes before them).
                 let body_offset = self.pos - b.len();
-                let s =
-                    std::str::from_utf8(b).map_err(|_| BrineError::InvalidUtf8 { offset: body_offset })?;
-                Token::Str(s)
+                Token::Str(utf8(b).ok_or(BrineError::InvalidUtf8 { offset: body_offset })?)
             }
             tag::BYTES1..=tag::BYTES_L4 => Token::Bytes(self.bytes_body(t, offset)?),
             tag::TUPLE1..=tag::TUPLE4 => Token::Tuple((t - tag::TUPLE1 + 1) as usize),
@@ -595,9 +593,30 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Checks UTF-8, with the all-ASCII case (most strings on the wire) first.
+#[inline]
+fn utf8(b: &[u8]) -> Option<&str> {
+    if b.is_ascii() {
+        // SAFETY: ASCII is valid UTF-8.
+        Some(unsafe { std::str::from_utf8_unchecked(b) })
+    } else {
+        std::str::from_utf8(b).ok()
+    }
+}
+
 /// Parses brine int text. rpyc writes `str(n)`; like Python's `int()` we also
 /// accept a leading `+` and surrounding ASCII whitespace, but nothing else.
 fn parse_int_text(raw: &[u8]) -> Option<Token<'_>> {
+    // Fast path for what rpyc writes for ints that fit i64: an optional '-'
+    // and at most 18 digits (so no overflow is possible).
+    let (neg, digits) = match raw.split_first() {
+        Some((b'-', rest)) => (true, rest),
+        _ => (false, raw),
+    };
+    if !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit) {
+        let n = digits.iter().fold(0i64, |n, d| n * 10 + (d - b'0') as i64);
+        return Some(Token::Int(if neg { -n } else { n }));
+    }
     let text = std::str::from_utf8(raw).ok()?.trim_matches(|c: char| c.is_ascii_whitespace());
     let digits = text.strip_prefix(['-', '+']).unwrap_or(text);
     if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
