@@ -9,7 +9,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
 use crate::brine::{DecodeOptions, Token, Value};
-use crate::service::{Expose, Kwargs};
+use crate::service::{Expose, Kwargs, MethodRef};
 
 use super::boxing::{IdPack, Object};
 use super::connection::{Connection, Inner};
@@ -229,7 +229,12 @@ fn run(conn: &Connection, handler: Handler, args: Vec<Object>) -> Outcome {
         Handler::GetAttr => {
             let obj = local(arg(&mut a))?;
             let name = inner.config.policy.check(&name_of(arg(&mut a))?, Access::Get)?;
-            obj.getattr(conn, &name)
+            match obj.getattr(conn, &name) {
+                Err(e) if e.is("AttributeError") && obj.methods().iter().any(|(m, _)| *m == name) => {
+                    Ok(Object::Local(Arc::new(MethodRef { obj, name })))
+                }
+                other => other,
+            }
         }
         Handler::SetAttr => {
             let obj = local(arg(&mut a))?;

@@ -590,6 +590,24 @@ impl Expose for BuiltObject {
     }
 }
 
+/// An iterator over `items` for the peer: what an exposed object's
+/// `__iter__` returns, so `for x in obj` works on a Python client (Python's
+/// `iter()` insists on an iterator, not a tuple).
+pub fn iterator<I>(items: I) -> Object
+where
+    I: IntoIterator<Item = Object>,
+    I::IntoIter: Send + 'static,
+{
+    let it: parking_lot::Mutex<Box<dyn Iterator<Item = Object> + Send>> =
+        parking_lot::Mutex::new(Box::new(items.into_iter()));
+    ObjectBuilder::new("rpyc_rs.Iterator")
+        .method("__next__", move || -> HandlerResult {
+            it.lock().next().ok_or_else(RemoteException::stop_iteration)
+        })
+        .self_method("__iter__", || {})
+        .into_object()
+}
+
 /// A service: the root object a side exposes, with rpyc's service name and
 /// aliases, and connect/disconnect hooks.
 pub struct Service;

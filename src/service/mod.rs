@@ -19,7 +19,9 @@
 mod builder;
 pub mod demo;
 
-pub use builder::{Args, BuiltObject, IntoReturn, Method, ObjectBuilder, RawArgs, Service, ServiceBuilder};
+pub use builder::{
+    iterator, Args, BuiltObject, IntoReturn, Method, ObjectBuilder, RawArgs, Service, ServiceBuilder,
+};
 
 use std::sync::Arc;
 
@@ -203,6 +205,38 @@ where
     F: Fn(&Connection, Vec<Object>, Kwargs) -> HandlerResult + Send + Sync + 'static,
 {
     Object::Local(Arc::new(Function::new(name, f)))
+}
+
+/// `obj.name` for a method the object lists in [`Expose::methods`] but does
+/// not return from [`Expose::getattr`]: a callable that runs
+/// `obj.call_method(name, ...)`. A Python client reaches methods by
+/// attribute (`obj.keys()` is GETATTR, then CALL), so hand-written objects
+/// that only implement `call_method` still work.
+pub(crate) struct MethodRef {
+    pub(crate) obj: Arc<dyn Expose>,
+    pub(crate) name: String,
+}
+
+impl Expose for MethodRef {
+    fn type_name(&self) -> &str {
+        // A Python peer has a prebuilt proxy class for methods.
+        "builtins.method"
+    }
+    fn call(&self, conn: &Connection, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        self.obj.call_method(conn, &self.name, args, kwargs)
+    }
+    fn call_method(&self, conn: &Connection, name: &str, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        match name {
+            "__call__" => self.call(conn, args, kwargs),
+            _ => Err(RemoteException::attribute_error(format!("'method' object has no attribute '{name}'"))),
+        }
+    }
+    fn repr(&self, _conn: &Connection) -> HandlerResult<String> {
+        Ok(format!("<bound method {} of {} object>", self.name, self.obj.type_name()))
+    }
+    fn methods(&self) -> Vec<(String, Option<String>)> {
+        vec![("__call__".into(), None)]
+    }
 }
 
 /// The root a side exposes when it exposes nothing (rpyc's `VoidService`).
