@@ -12,6 +12,29 @@
 //!
 //! Everything here is byte-compatible with the `rpyc` package (5.3.x and 6.0.x).
 //!
+//! A service and a client talking over an in-memory stream (over TCP it is
+//! [`ServerBuilder`] and [`Connection::connect`]):
+//!
+//! ```
+//! use std::sync::Arc;
+//! use rpyc_rs::service::{Service, VoidService};
+//! use rpyc_rs::stream::Stream;
+//! use rpyc_rs::{Config, Connection, FromObject};
+//!
+//! let (a, b) = Stream::pair();
+//! let service = Service::builder("CalculatorService").method("add", |x: i64, y: i64| x + y).build();
+//! let server = Connection::new(a, service, Config::default());
+//! std::thread::spawn(move || server.serve_all());
+//!
+//! let client = Connection::new(b, Arc::new(VoidService), Config::default());
+//! let root = client.root().unwrap();
+//! assert_eq!(i64::from_object(root.call_method("add", (40, 2)).unwrap()).unwrap(), 42);
+//! let err = root.call_method("add", (1, "x")).unwrap_err();
+//! assert_eq!(err.remote().unwrap().name, "TypeError");
+//! ```
+//!
+//! And brine on its own:
+//!
 //! ```
 //! use rpyc_rs::brine::{self, Value};
 //!
