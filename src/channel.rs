@@ -33,6 +33,11 @@ pub const FLUSHER: u8 = b'\n';
 pub const COMPRESSION_THRESHOLD: usize = 3000;
 /// rpyc's zlib level.
 pub const COMPRESSION_LEVEL: u32 = 1;
+/// Payloads at least this large are compressed only if a sample of
+/// [`COMPRESSION_SAMPLE`] bytes shrinks.
+pub const COMPRESSION_SAMPLE_MIN: usize = 256 * 1024;
+/// The size of that sample.
+pub const COMPRESSION_SAMPLE: usize = 32 * 1024;
 /// The default bound on a frame's payload, before and after decompression.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 1 << 30;
 
@@ -385,7 +390,10 @@ impl FrameWriter {
     /// this way lets a small frame go out in one write with no copy.
     pub fn send_prepared(&mut self, buf: &mut Vec<u8>) -> Result<(), ChannelError> {
         let payload_len = buf.len().saturating_sub(HEADER_LEN);
-        if self.config.compress && payload_len > self.config.compression_threshold {
+        if self.config.compress
+            && payload_len > self.config.compression_threshold
+            && self.worth_compressing(&buf[HEADER_LEN..])?
+        {
             self.deflate.reset();
             self.scratch.clear();
             self.scratch.extend_from_slice(&[0; HEADER_LEN]);
@@ -419,6 +427,25 @@ impl FrameWriter {
         write_header(buf, payload_len, 0)?;
         buf.push(FLUSHER);
         self.inner.write_all(buf).map_err(ChannelError::Io)
+    }
+
+    /// For a large payload, compresses a sample first: random or already
+    /// compressed data (a JPEG, a zip) barely shrinks, and compressing all
+    /// of it would cost far more than sending it raw (zlib is slowest on
+    /// exactly such data).
+    fn worth_compressing(&mut self, payload: &[u8]) -> Result<bool, ChannelError> {
+        if payload.len() < COMPRESSION_SAMPLE_MIN {
+            return Ok(true);
+        }
+        let sample = &payload[..COMPRESSION_SAMPLE];
+        self.deflate.reset();
+        self.scratch.clear();
+        self.scratch.reserve(COMPRESSION_SAMPLE + 1024);
+        self.deflate
+            .compress_vec(sample, &mut self.scratch, FlushCompress::Finish)
+            .map_err(|e| ChannelError::Io(io::Error::other(e)))?;
+        // Keep compressing unless the sample saved less than a tenth.
+        Ok(self.scratch.len() * 10 < sample.len() * 9)
     }
 
     /// Shuts the stream down in both directions.

@@ -156,14 +156,24 @@ impl Core {
         })
     }
 
-    /// Sends a frame without ever blocking on the writer lock: if another
-    /// thread holds it, that thread sends this frame when done. Used from
-    /// destructors, which may run while their own thread is mid-send.
+    /// Queues a frame nobody waits a reply for (a proxy's DEL) to go out
+    /// right after the next request, or when this connection next serves.
+    ///
+    /// Never blocking here matters because destructors call it, possibly
+    /// while their own thread is mid-send. Sending *after* the next request
+    /// matters for latency: a peer that has Nagle's algorithm on (a stock
+    /// rpyc server does) would otherwise answer the DEL first and hold the
+    /// reply we wait for until our delayed ACK, 40 ms later.
     pub fn send_deferred(&self, frame: Vec<u8>) {
         if self.is_closed() {
             return;
         }
         self.deferred.lock().push(frame);
+    }
+
+    /// Sends queued frames now, unless another thread holds the writer (it
+    /// will send them).
+    pub fn flush(&self) {
         self.flush_deferred();
     }
 
@@ -290,6 +300,9 @@ impl Core {
         }
         if let Some(rd) = self.reader.try_lock() {
             drop(st);
+            // About to block on reading: nothing queued may wait for a
+            // request that is not coming.
+            self.flush_deferred();
             return match self.read_one(peer, rd, timeout) {
                 Read::Frame => Ok(true),
                 Read::Timeout => Ok(false),
