@@ -18,6 +18,7 @@ fn config() -> Config {
     Config::default()
         .with_timeout(Some(Duration::from_secs(20)))
         .with_connect_timeout(Some(Duration::from_secs(10)))
+        .with_legacy_framing(common::rpyc5())
 }
 
 fn connect(server: &common::PyProcess) -> Classic {

@@ -46,6 +46,11 @@ fn rpyc_rs(args: &[&str]) -> Run {
 fn rpyc_rs_in(dir: Option<&Path>, args: &[&str]) -> Run {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_rpyc-rs"));
     cmd.arg("--timeout").arg("20").args(args);
+    // Client commands against rpyc 5.x servers need 5.x's message framing;
+    // the flag is global, so it may follow the subcommand's arguments.
+    if common::rpyc5() {
+        cmd.arg("--rpyc5");
+    }
     cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
     if let Some(d) = dir {
         cmd.current_dir(d);

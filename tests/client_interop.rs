@@ -68,7 +68,8 @@ fn public_server() -> common::PyProcess {
 }
 
 fn connect(server: &common::PyProcess) -> Connection {
-    let cfg = Config::default().with_timeout(Some(Duration::from_secs(20)));
+    let cfg =
+        Config::default().with_timeout(Some(Duration::from_secs(20))).with_legacy_framing(common::rpyc5());
     Connection::connect_with("127.0.0.1", server.port(), Arc::new(rpyc_rs::service::VoidService), cfg)
         .expect("connect to the Python server")
 }

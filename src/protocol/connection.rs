@@ -23,7 +23,7 @@ use crate::stream::Stream;
 use super::boxing::{IdPack, Object};
 use super::core::{Core, Peer};
 use super::dispatch::{serve_request, AttrPolicy};
-use super::message::{begin_request, parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
+use super::message::{parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
 use super::netref::{NetRef, ProxyInner};
 use super::objects::LocalObjects;
 use super::vinegar::RemoteException;
@@ -47,6 +47,10 @@ pub struct Config {
     pub include_local_traceback: bool,
     /// How long to wait for a connection to open.
     pub connect_timeout: Option<Duration>,
+    /// Speak rpyc 5.x's message framing: needed by a client whose server
+    /// runs rpyc 5.x (the two versions cannot read each other's messages).
+    /// A server needs nothing: it answers in whatever framing it is sent.
+    pub legacy_framing: bool,
 }
 
 impl Default for Config {
@@ -58,6 +62,7 @@ impl Default for Config {
             policy: AttrPolicy::default(),
             include_local_traceback: true,
             connect_timeout: Some(Duration::from_secs(10)),
+            legacy_framing: false,
         }
     }
 }
@@ -83,6 +88,12 @@ impl Config {
         self.policy = policy;
         self
     }
+    /// Speaks rpyc 5.x's message framing (for a server running rpyc 5.x).
+    pub fn with_legacy_framing(mut self, on: bool) -> Self {
+        self.legacy_framing = on;
+        self
+    }
+
     /// Sets the connect timeout.
     pub fn with_connect_timeout(mut self, t: Option<Duration>) -> Self {
         self.connect_timeout = t;
@@ -116,7 +127,7 @@ impl Inner {
 
     fn build_request(&self, seq: i64, handler: Handler, args: &[Object]) -> Result<Vec<u8>> {
         let mut frame = Vec::with_capacity(64);
-        begin_request(&mut frame, seq, handler);
+        self.core.begin_request(&mut frame, seq, handler);
         // The argument tuple is boxed as a whole, exactly as rpyc's
         // `_box(args)`: one VALUE when every argument is plain.
         let args = Object::tuple(args.to_vec());
@@ -203,8 +214,10 @@ impl Connection {
     /// Runs the protocol over `stream`, exposing `root` to the peer.
     pub fn new(stream: Stream, root: Arc<dyn Expose>, config: Config) -> Connection {
         let channel = Channel::new(stream, &config.channel);
+        let core = Core::new(channel);
+        core.set_legacy_framing(config.legacy_framing);
         let inner = Arc::new_cyclic(|me| Inner {
-            core: Core::new(channel),
+            core,
             config,
             locals: LocalObjects::default(),
             proxies: Mutex::new(HashMap::new()),

@@ -23,7 +23,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
 use crate::stream::Closer;
 
-use super::message::{peek_header, MSG_REQUEST};
+use super::message::{begin_framed, begin_request, peek_header, Handler, LEGACY_MESSAGE_TAG, MSG_REQUEST};
 use super::{Error, Result};
 
 /// What the engine needs from an object world.
@@ -64,6 +64,10 @@ pub struct Core {
     closer: Closer,
     seq: AtomicI64,
     closed: AtomicBool,
+    /// Whether we write rpyc 5.x's message framing. It starts as
+    /// configured and then follows what the peer sends, so a server answers
+    /// 5.x and 6.x clients alike.
+    legacy: AtomicBool,
     peer_name: String,
     fd: Option<std::os::fd::RawFd>,
 }
@@ -97,6 +101,7 @@ impl Core {
             closer,
             seq: AtomicI64::new(0),
             closed: AtomicBool::new(false),
+            legacy: AtomicBool::new(false),
             peer_name,
             fd,
         }
@@ -116,6 +121,31 @@ impl Core {
     /// the descriptor would not show it.
     pub fn has_buffered(&self) -> bool {
         self.reader.try_lock().is_some_and(|r| r.has_buffered())
+    }
+
+    /// Chooses rpyc 5.x's message framing (`brine((msg, seq, body))`) for
+    /// what we send, until the peer shows otherwise. rpyc 5.x and 6.x cannot
+    /// read each other's messages, and a client speaks first, so a client
+    /// must be told which its server runs.
+    pub fn set_legacy_framing(&self, legacy: bool) {
+        self.legacy.store(legacy, Ordering::Relaxed);
+    }
+
+    /// Whether we currently write rpyc 5.x's framing.
+    pub fn legacy_framing(&self) -> bool {
+        self.legacy.load(Ordering::Relaxed)
+    }
+
+    /// Starts a message in the framing the peer speaks; the caller appends
+    /// the body.
+    pub fn begin_message(&self, buf: &mut Vec<u8>, msg: u8, seq: i64) {
+        begin_framed(buf, msg, seq, self.legacy_framing());
+    }
+
+    /// Starts a request in the framing the peer speaks; the caller appends
+    /// the boxed arguments.
+    pub fn begin_request(&self, buf: &mut Vec<u8>, seq: i64, handler: Handler) {
+        begin_request(buf, seq, handler, self.legacy_framing());
     }
 
     /// The next request number (rpyc counts up from 0 per sender).
@@ -344,6 +374,10 @@ impl Core {
                 return Read::Closed;
             }
         };
+        let legacy = payload.first() == Some(&LEGACY_MESSAGE_TAG);
+        if legacy != self.legacy_framing() {
+            self.set_legacy_framing(legacy);
+        }
         let (msg, seq) = match peek_header(&payload) {
             Ok(h) => h,
             Err(e) => {

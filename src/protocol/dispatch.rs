@@ -13,7 +13,7 @@ use crate::service::{Expose, Kwargs, MethodRef};
 
 use super::boxing::{IdPack, Object};
 use super::connection::{Connection, Inner};
-use super::message::{begin_message, parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
+use super::message::{parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
 use super::vinegar::rust_traceback;
 use super::{Error, RemoteException};
 
@@ -131,7 +131,7 @@ pub(crate) fn serve_request(inner: &Inner, seq: i64, payload: Vec<u8>) {
     let mut frame = Vec::with_capacity(64);
     let sent = match &outcome {
         Ok(obj) => {
-            begin_message(&mut frame, MSG_REPLY, seq);
+            inner.core.begin_message(&mut frame, MSG_REPLY, seq);
             inner.put_boxed(obj, &mut frame)
         }
         Err(_) => Err(Error::protocol("")),
@@ -145,9 +145,9 @@ pub(crate) fn serve_request(inner: &Inner, seq: i64, payload: Vec<u8>) {
             let ctx = handler_used.map_or("request".to_string(), |h| format!("{h:?}"));
             exc.traceback = rust_traceback(&ctx, &exc);
         }
-        begin_message(&mut frame, MSG_EXCEPTION, seq);
+        inner.core.begin_message(&mut frame, MSG_EXCEPTION, seq);
         if exc.encode_into(&mut frame).is_err() {
-            begin_message(&mut frame, MSG_EXCEPTION, seq);
+            inner.core.begin_message(&mut frame, MSG_EXCEPTION, seq);
             let _ = RemoteException::value_error("unencodable exception").encode_into(&mut frame);
         }
     }

@@ -108,10 +108,29 @@ pub fn begin_message(buf: &mut Vec<u8>, msg: u8, seq: i64) {
     put_int(buf, seq);
 }
 
-/// Starts a request: `begin_message` plus `(handler, ` — the caller appends
-/// the boxed argument tuple.
-pub fn begin_request(buf: &mut Vec<u8>, seq: i64, handler: Handler) {
-    begin_message(buf, MSG_REQUEST, seq);
+/// Starts a message in rpyc 5.x's framing, `brine((msg, seq, body))`; the
+/// caller appends the body.
+pub fn begin_legacy_message(buf: &mut Vec<u8>, msg: u8, seq: i64) {
+    begin_frame(buf);
+    // Three items can never fail to encode.
+    let _ = put_tuple_header(buf, 3);
+    put_int(buf, msg as i64);
+    put_int(buf, seq);
+}
+
+/// Starts a message in either framing.
+pub fn begin_framed(buf: &mut Vec<u8>, msg: u8, seq: i64, legacy: bool) {
+    if legacy {
+        begin_legacy_message(buf, msg, seq);
+    } else {
+        begin_message(buf, msg, seq);
+    }
+}
+
+/// Starts a request: the message header plus `(handler, ` — the caller
+/// appends the boxed argument tuple.
+pub fn begin_request(buf: &mut Vec<u8>, seq: i64, handler: Handler, legacy: bool) {
+    begin_framed(buf, MSG_REQUEST, seq, legacy);
     let _ = put_tuple_header(buf, 2);
     put_int(buf, handler as i64);
 }
@@ -127,8 +146,29 @@ pub struct Header<'a> {
     pub body: Decoder<'a>,
 }
 
-/// Parses the type and seq of a payload.
+/// The first byte of an rpyc 5.x message. rpyc 5.x sends
+/// `brine((msg_type, seq, body))`, a 3-tuple, where 6.x sends `u8 msg_type`
+/// followed by `brine((seq, body))`; the two cannot read each other. No 6.x
+/// message starts with this byte (its types are 1 to 3), so a reader can
+/// take both.
+pub const LEGACY_MESSAGE_TAG: u8 = 0x12;
+
+/// Parses the type and seq of a payload, in either framing (rpyc 6.x, or
+/// 5.x: see [`LEGACY_MESSAGE_TAG`]).
 pub fn parse_header(payload: &[u8], opts: DecodeOptions) -> Result<Header<'_>> {
+    if payload.first() == Some(&LEGACY_MESSAGE_TAG) {
+        let mut body = Decoder::with_options(payload, opts);
+        body.next_token()?;
+        let msg = match body.next_token()? {
+            Token::Int(n) if (MSG_REQUEST as i64..=MSG_EXCEPTION as i64).contains(&n) => n as u8,
+            _ => return Err(Error::protocol("invalid message type in an rpyc 5.x message")),
+        };
+        let seq = match body.next_token()? {
+            Token::Int(n) => n,
+            _ => return Err(Error::protocol("message seq is not an int")),
+        };
+        return Ok(Header { msg, seq, body });
+    }
     let (&msg, rest) = payload.split_first().ok_or_else(|| Error::protocol("empty message"))?;
     if !(MSG_REQUEST..=MSG_EXCEPTION).contains(&msg) {
         return Err(Error::protocol(format!("invalid message type {msg}")));
@@ -159,11 +199,27 @@ mod tests {
     fn request_layout_matches_rpyc() {
         // rpyc: I1.pack(1) + brine.dump((0, (3, (1, ())))) for GETROOT.
         let mut buf = Vec::new();
-        begin_request(&mut buf, 0, Handler::GetRoot);
+        begin_request(&mut buf, 0, Handler::GetRoot, false);
         buf.extend_from_slice(b"\x11\x51\x02");
         assert_eq!(&buf[HEADER_LEN..], b"\x01\x11\x50\x11\x53\x11\x51\x02");
         let h = parse_header(&buf[HEADER_LEN..], DecodeOptions::default()).unwrap();
         assert_eq!((h.msg, h.seq), (MSG_REQUEST, 0));
+    }
+
+    #[test]
+    fn rpyc5_framing_parses_too() {
+        // rpyc 5.3: brine.dump((1, 0, (3, (1, ())))) for GETROOT.
+        let payload = b"\x12\x51\x50\x11\x53\x11\x51\x02";
+        let mut h = parse_header(payload, DecodeOptions::default()).unwrap();
+        assert_eq!((h.msg, h.seq), (MSG_REQUEST, 0));
+        assert_eq!(h.body.next_token().unwrap(), Token::Tuple(2));
+        assert_eq!(peek_header(b"\x12\x52\x55\x11\x51\x00").unwrap(), (MSG_REPLY, 5));
+        assert!(parse_header(b"\x12\x59\x50\x00", DecodeOptions::default()).is_err());
+        assert!(parse_header(b"\x12\x51", DecodeOptions::default()).is_err());
+        let mut buf = Vec::new();
+        begin_request(&mut buf, 0, Handler::GetRoot, true);
+        buf.extend_from_slice(b"\x11\x51\x02");
+        assert_eq!(&buf[crate::channel::HEADER_LEN..], payload);
     }
 
     #[test]

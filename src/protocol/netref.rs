@@ -46,7 +46,7 @@ impl Drop for ProxyInner {
         }
         let seq = conn.core.next_seq();
         let count = self.refcount.load(Ordering::Acquire);
-        if let Ok(frame) = del_frame(seq, &self.id, count) {
+        if let Ok(frame) = del_frame(seq, &self.id, count, conn.core.legacy_framing()) {
             conn.core.send_deferred(frame);
         }
     }
@@ -55,11 +55,11 @@ impl Drop for ProxyInner {
 /// `DEL(obj, count)`: `(LABEL_TUPLE, ((LABEL_LOCAL_REF, id), (LABEL_VALUE, count)))`.
 /// Built by hand because it runs in the proxy's destructor, where no handle
 /// to the proxy can be made any more.
-fn del_frame(seq: i64, id: &IdPack, count: u64) -> Result<Vec<u8>> {
+fn del_frame(seq: i64, id: &IdPack, count: u64, legacy: bool) -> Result<Vec<u8>> {
     use super::boxing::{LABEL_LOCAL_REF, LABEL_TUPLE, LABEL_VALUE};
     use crate::brine::{put_int, put_tuple_header};
     let mut f = Vec::with_capacity(64);
-    begin_request(&mut f, seq, Handler::Del);
+    begin_request(&mut f, seq, Handler::Del, legacy);
     put_tuple_header(&mut f, 2)?;
     put_int(&mut f, LABEL_TUPLE);
     put_tuple_header(&mut f, 2)?;

@@ -109,6 +109,13 @@ pub fn require_rpyc() -> String {
     }
 }
 
+/// True when the Python peers run rpyc 5.x, whose message framing differs
+/// from 6.x's: a Rust *client* must then be configured for it
+/// (`Config::with_legacy_framing`, the CLI's `--rpyc5`).
+pub fn rpyc5() -> bool {
+    require_rpyc().starts_with("5.")
+}
+
 /// One event from a child's stdout reader thread.
 enum StdoutEvent {
     Line(String),

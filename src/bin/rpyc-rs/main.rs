@@ -46,6 +46,11 @@ struct Cli {
     #[arg(long, global = true, value_name = "SECS", default_value = "30", value_parser = parse_timeout)]
     timeout: Duration,
 
+    /// The server runs rpyc 5.x (whose messages are framed differently from
+    /// 6.x); default: 6.x. Servers need no such flag.
+    #[arg(long, global = true)]
+    rpyc5: bool,
+
     #[command(subcommand)]
     command: Command,
 }
@@ -236,6 +241,9 @@ fn io_text(e: &std::io::Error) -> String {
     s
 }
 
+/// `--rpyc5`: set once from the command line before any connection is made.
+static RPYC5: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
 fn connect(addr: &Address, timeout: Duration) -> Result<Connection, Failure> {
     use std::io::ErrorKind;
     let stream = match addr {
@@ -255,7 +263,10 @@ fn connect(addr: &Address, timeout: Duration) -> Result<Connection, Failure> {
         };
         Failure::other(format!("cannot connect to {addr}: {}{hint}", io_text(&e)))
     })?;
-    let config = Config::default().with_timeout(Some(timeout)).with_connect_timeout(Some(timeout));
+    let config = Config::default()
+        .with_timeout(Some(timeout))
+        .with_connect_timeout(Some(timeout))
+        .with_legacy_framing(RPYC5.load(std::sync::atomic::Ordering::Relaxed));
     Ok(Connection::new(stream, Arc::new(VoidService), config))
 }
 
@@ -414,6 +425,7 @@ fn with_classic_hint(f: Failure) -> Failure {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let timeout = cli.timeout;
+    RPYC5.store(cli.rpyc5, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Ping { addr, count, size } => ping(&addr, count, size as usize, timeout),
         Command::Serve { host, port, unix, mode, workers, max_connections } => {
