@@ -3,11 +3,71 @@
 The heavy lifting lives in the native module :mod:`rpyc_rs._native`, built
 from the Rust crate by maturin; this package only gives it a Python face.
 
+- :func:`install` / :func:`uninstall` / :func:`installed`: run every
+  connection rpyc creates on the Rust engine (or stop doing so).
+- :class:`Connection`: rpyc's ``Connection`` on the Rust engine; a service
+  can opt in alone with ``_protocol = rpyc_rs.Connection``.
 - :mod:`rpyc_rs.brine`: brine serialization, byte-identical to
   ``rpyc.core.brine``.
 """
 
+from typing import TYPE_CHECKING
+
 from rpyc_rs._native import __version__
 from rpyc_rs import brine
 
-__all__ = ["__version__", "brine"]
+if TYPE_CHECKING:  # at run time it is loaded lazily, by __getattr__ below
+    from rpyc_rs._connection import Connection
+
+__all__ = ["__version__", "brine", "Connection", "install", "uninstall", "installed"]
+
+_saved_protocol = None
+
+
+def __getattr__(name):
+    # rpyc is only imported when the backend is used, so `rpyc_rs.brine`
+    # works without rpyc installed.
+    if name == "Connection":
+        from rpyc_rs._connection import Connection
+
+        return Connection
+    raise AttributeError(f"module 'rpyc_rs' has no attribute {name!r}")
+
+
+def install() -> None:
+    """Makes every connection rpyc creates from now on (``rpyc.connect``,
+    ``classic.connect``, the servers, ...) use the Rust engine.
+
+    It sets ``rpyc.core.service.Service._protocol``, the class rpyc
+    instantiates for each connection; services that set their own
+    ``_protocol`` keep it. Calling it again is harmless.
+    """
+    global _saved_protocol
+    from rpyc.core.service import Service
+    from rpyc_rs._connection import Connection
+
+    if Service.__dict__.get("_protocol") is not Connection:
+        _saved_protocol = Service.__dict__.get("_protocol")
+        Service._protocol = Connection
+
+
+def uninstall() -> None:
+    """Undoes :func:`install`: new connections use rpyc's own engine again.
+    Connections already open keep the engine they have. Without a prior
+    :func:`install` it does nothing."""
+    global _saved_protocol
+    from rpyc.core.service import Service
+    from rpyc.core.protocol import Connection as RpycConnection
+    from rpyc_rs._connection import Connection
+
+    if Service.__dict__.get("_protocol") is Connection:
+        Service._protocol = _saved_protocol or RpycConnection
+    _saved_protocol = None
+
+
+def installed() -> str:
+    """``"rpyc_rs"`` when :func:`install` is in effect, else ``"rpyc"``."""
+    from rpyc.core.service import Service
+    from rpyc_rs._connection import Connection
+
+    return "rpyc_rs" if Service.__dict__.get("_protocol") is Connection else "rpyc"

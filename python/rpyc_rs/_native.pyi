@@ -1,6 +1,6 @@
 """Type stubs for the native extension module built from the Rust crate."""
 
-from typing import Union
+from typing import Any, Callable, Optional, Tuple, Union
 
 __version__: str
 """The crate's version (``CARGO_PKG_VERSION``)."""
@@ -44,3 +44,70 @@ def brine_dumpable(obj: object) -> bool:
     """Whether ``obj`` can be sent by value: ``brine_dump`` accepts its type
     (exact types only, recursively) and nesting depth. Agrees with
     ``rpyc.core.brine.dumpable``."""
+
+# --- the protocol engine (src/python/engine.rs) ---
+
+class Engine:
+    """The native half of an ``rpyc_rs.Connection``: framing, compression,
+    brine, boxing, the seq table and the read loop. Requests from the peer
+    are served through the connection's rpyc handlers (``conn._HANDLERS``);
+    replies are unboxed with its netref factory, proxy cache and vinegar.
+
+    The engine holds ``conn`` weakly. With ``fd`` it owns a duplicate of
+    that socket and does its I/O natively (``tcp``: it is a TCP socket, to
+    acknowledge reads at once); without, it goes through the Python rpyc
+    ``channel``. ``legacy_framing`` starts in rpyc 5.x's message framing;
+    after the first message the engine speaks the peer's. Frames above
+    ``max_frame_size`` bytes (default 1 GiB) end the connection.
+    """
+
+    def __init__(
+        self,
+        conn: Any,
+        channel: Any,
+        fd: Optional[int] = None,
+        peer: str = "",
+        compress: bool = True,
+        max_frame_size: Optional[int] = None,
+        tcp: bool = False,
+        legacy_framing: bool = False,
+    ) -> None: ...
+    def sync_request(self, handler: int, *args: Any) -> Any:
+        """Sends a request and waits for its reply within the connection's
+        ``sync_request_timeout``, serving the peer's requests meanwhile.
+
+        Raises:
+            the peer's exception (through rpyc's vinegar);
+            TimeoutError: no reply in time (the connection stays usable);
+            EOFError: the connection ended (closed, or the peer sent
+                something invalid; the message says which).
+        """
+    def async_request(
+        self,
+        handler: int,
+        args: Tuple[Any, ...],
+        callback: Optional[Callable[[bool, Any], Any]] = None,
+    ) -> None:
+        """Sends a request; ``callback(is_exc, obj)`` runs on whichever
+        thread reads the reply (an ``AsyncResult`` is such a callback).
+        Without a callback (a DEL) the request is queued if another thread
+        is sending, and its reply is dropped."""
+    def serve(self, timeout: Optional[float] = None) -> bool:
+        """Serves one incoming message if one arrives within ``timeout``
+        seconds (``None``: no limit). True if one was served.
+
+        Raises:
+            EOFError: the connection ended.
+            whatever a handler or async callback raised that rpyc would
+            raise while serving (``SystemExit`` with
+            ``propagate_SystemExit_locally``...), and a signal handler's
+            exception (``KeyboardInterrupt``).
+        """
+    def shutdown(self, reason: str = "connection closed") -> None:
+        """Ends the connection at once: pending calls fail with ``EOFError``
+        and the socket is shut down."""
+    @property
+    def closed(self) -> bool:
+        """True once the connection has ended."""
+    def fileno(self) -> Optional[int]:
+        """The descriptor the engine reads, if it owns one."""

@@ -11,7 +11,9 @@
 
 use pyo3::prelude::*;
 
+mod boxing;
 mod brine;
+mod engine;
 
 /// The module initialiser Python calls on `import rpyc_rs._native`.
 ///
@@ -21,5 +23,6 @@ mod brine;
 fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     brine::register(m)?;
+    engine::register(m)?;
     Ok(())
 }

@@ -1,0 +1,177 @@
+"""``rpyc_rs.Connection``: rpyc's ``Connection`` running on the Rust engine.
+
+It subclasses ``rpyc.core.protocol.Connection`` and keeps everything users
+touch (the config dict, ``root``, rpyc's netref classes and proxy cache,
+``_local_objects``, the request handlers and attribute policy, vinegar,
+``close``/``closed``/``fileno``/``ping``, ``serve_all``, ``poll_all``...). The
+hot path goes to :class:`rpyc_rs._native.Engine`: framing and zlib, brine,
+boxing, the seq table and the serve loop, with the GIL released around
+socket I/O.
+
+Plain TCP and Unix sockets are handed to the engine, which does their I/O
+itself (on a duplicate of the descriptor; ``fileno()`` is still the Python
+socket's); any other stream (SSL, pipes, tunnels) keeps its Python stream
+and the engine goes through the rpyc channel.
+
+Where it deliberately differs from rpyc (``tests/python/test_backend_compat.py``
+checks the rest against stock rpyc, with 5.3.x and 6.0.x):
+
+- ``bind_threads`` (``RPYC_BIND_THREADS=true``, experimental in rpyc) is not
+  supported: creating a connection with it raises ``ValueError``.
+- The engine boxes, unboxes, sends and dispatches itself. It calls rpyc's
+  ``_HANDLERS``, ``_netref_factory``, ``_box_exc``/``_unbox_exc``,
+  ``_local_objects``, ``_proxy_cache`` and ``_config``, but a subclass that
+  overrides ``_box``, ``_unbox``, ``_send``, ``_dispatch``,
+  ``_dispatch_request`` or ``sync_request`` is not consulted (``_send``
+  raises ``NotImplementedError``). ``sync_request`` is an instance attribute
+  bound to the engine.
+- ``async_request(HANDLE_DEL, ...)`` (what a netref's ``__del__`` sends)
+  returns ``None`` rather than an ``AsyncResult``: nobody waits for it.
+- A message that is not well-formed (bad brine, an unknown message type, a
+  bad frame) ends that connection at once, and the call that was waiting
+  raises ``EOFError`` saying what was wrong (``serve_all`` returns, as for
+  any end of connection). rpyc raises whichever error its decoder hits
+  (``ValueError``, ``struct.error``, ``zlib.error``...) and leaves the
+  connection open, or in ``serve_all`` sends CLOSE and waits up to
+  ``sync_request_timeout`` for the garbage peer to answer. A well-formed
+  request that means nothing (an unknown handler or box label) is answered
+  with an exception, as rpyc does.
+- A result that cannot be sent (say, nested too deeply) is answered with
+  the error as an exception; rpyc raises it on the serving side and leaves
+  the caller waiting.
+- Frames larger than the engine's ``max_frame_size`` end the connection
+  (rpyc has no limit); see ``rpyc_rs._native.Engine``.
+- ``poll(timeout)`` (``serve`` with ``wait_for_lock=False``) while another
+  thread is reading waits up to ``timeout`` for that thread's next message,
+  like ``serve``, instead of returning ``False`` at once.
+- rpyc 5.x and 6.x frame messages differently and cannot talk to each
+  other. The engine reads both, speaks the installed rpyc's framing first
+  and then the peer's: an rpyc-rs server serves 5.x and 6.x clients.
+- On TCP the engine sets ``TCP_NODELAY`` and acknowledges reads at once
+  (``TCP_QUICKACK``), so a stock peer's Nagle algorithm cannot stall calls.
+"""
+
+import socket
+
+from rpyc.core import consts
+from rpyc.core.async_ import AsyncResult
+from rpyc.core.channel import Channel
+from rpyc.core.protocol import DEFAULT_CONFIG
+from rpyc.core.protocol import Connection as _RpycConnection
+from rpyc.core.stream import SocketStream
+from rpyc.lib import Timeout
+from rpyc.version import version as _rpyc_version
+
+from rpyc_rs._native import Engine
+
+__all__ = ["Connection"]
+
+# rpyc 5.x frames a message as brine((msg, seq, body)), 6.x as a type byte
+# and brine((seq, body)); neither reads the other. The engine starts in the
+# installed rpyc's framing and then follows the peer's.
+_LEGACY_FRAMING = int(str(_rpyc_version[0])) < 6
+
+
+def _owned_socket(channel):
+    """The fd, peer name and whether it is TCP, when the engine can own the
+    channel's socket: a plain (non-SSL) TCP or Unix socket in a stock
+    SocketStream behind a stock Channel. ``(None, "", False)`` otherwise."""
+    if type(channel) is not Channel or type(channel.stream) is not SocketStream:
+        return None, "", False
+    sock = getattr(channel.stream, "sock", None)
+    if type(sock) is not socket.socket or sock.type != socket.SOCK_STREAM:
+        return None, "", False
+    if sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
+        return None, "", False
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        peer = ""
+    if isinstance(peer, tuple):
+        peer = f"{peer[0]}:{peer[1]}"
+    # The engine waits with timeouts of its own; the socket must block.
+    sock.setblocking(True)
+    return sock.fileno(), str(peer), sock.family != socket.AF_UNIX
+
+
+class Connection(_RpycConnection):
+    """An rpyc ``Connection`` whose protocol engine is rpyc-rs.
+
+    Use it like rpyc's: ``rpyc_rs.install()`` makes every connection rpyc
+    creates one of these, or set ``_protocol = rpyc_rs.Connection`` on a
+    service class to opt in for that service alone.
+    """
+
+    def __init__(self, root, channel, config={}):  # noqa: B006 (rpyc's signature)
+        # rpyc's __del__ calls close(), which must find a closed connection
+        # if we fail below.
+        self._closed = True
+        if config.get("bind_threads", DEFAULT_CONFIG["bind_threads"]):
+            raise ValueError("rpyc_rs.Connection does not support bind_threads; "
+                             "use rpyc's own Connection for it")
+        super().__init__(root, channel, config)
+        try:
+            fd, peer, tcp = _owned_socket(channel)
+            self._engine = Engine(self, channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
+                                  tcp=tcp, legacy_framing=_LEGACY_FRAMING)
+        except BaseException:
+            self._closed = True
+            raise
+        # The hot path: netrefs call conn.sync_request(handler, proxy, *args);
+        # an instance attribute sends that straight to the engine.
+        self.sync_request = self._engine.sync_request
+
+    def __repr__(self):
+        return super().__repr__().replace("Connection", "rpyc_rs.Connection", 1)
+
+    # -- requests ------------------------------------------------------
+
+    def _async_request(self, handler, args=(), callback=(lambda a, b: None)):
+        self._engine.async_request(handler, tuple(args), callback)
+
+    def async_request(self, handler, *args, **kwargs):
+        """Sends a request without waiting; returns an rpyc ``AsyncResult``."""
+        timeout = kwargs.pop("timeout", None)
+        if kwargs:
+            raise TypeError(f"got unexpected keyword argument(s) {list(kwargs)}")
+        if handler == consts.HANDLE_DEL:
+            # Nobody waits for a DEL (netref __del__); its reply is dropped.
+            self._engine.async_request(handler, args, None)
+            return None
+        res = AsyncResult(self)
+        self._engine.async_request(handler, args, res)
+        if timeout is not None:
+            res.set_expiry(timeout)
+        return res
+
+    def _send(self, msg, seq, args):
+        raise NotImplementedError("rpyc_rs.Connection sends through its engine")
+
+    # -- serving -------------------------------------------------------
+
+    def serve(self, timeout=1, wait_for_lock=True, waiting=lambda: True):
+        """Serves one request or reply that arrives within ``timeout``
+        seconds (a number, ``None`` for no limit, or an rpyc ``Timeout``).
+        Returns True if one was served."""
+        if isinstance(timeout, Timeout):
+            timeout = timeout.timeleft()
+        if not waiting():
+            return False
+        if self._closed and self._engine.closed:
+            raise EOFError("connection closed")
+        return self._engine.serve(timeout)
+
+    def poll(self, timeout=0):
+        """Serves one message if one arrives within ``timeout``; True if so."""
+        return self.serve(timeout, False)
+
+    def _cleanup(self, _anyway=True):
+        engine = getattr(self, "_engine", None)
+        if engine is not None:
+            engine.shutdown("connection closed locally")
+        super()._cleanup(_anyway)
+
+    @property
+    def closed(self):
+        engine = getattr(self, "_engine", None)
+        return self._closed or (engine is not None and engine.closed)

@@ -1,0 +1,745 @@
+//! The protocol engine for Python: the crate's [`Core`] driven by the Python
+//! object world, exposed as `rpyc_rs._native.Engine`.
+//!
+//! `rpyc_rs.Connection` (a subclass of rpyc's own `Connection`, in
+//! `python/rpyc_rs/_connection.py`) creates one engine and routes the hot
+//! path to it: `sync_request`, `async_request` and `serve`. Framing,
+//! compression, brine, boxing, the seq table and the read loop run here, with
+//! the GIL released around socket I/O; Python code runs only where user
+//! objects are touched, through rpyc's own request handlers, netref classes,
+//! refcount table and vinegar, so behaviour stays rpyc's.
+//!
+//! The engine holds the Python connection only weakly (a weakref), so a
+//! connection nobody references is still collected and closed by rpyc's
+//! `__del__`, as with stock rpyc.
+
+use std::cell::RefCell;
+use std::os::fd::{FromRawFd, OwnedFd};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, OnceLock, Weak};
+use std::thread::ThreadId;
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use pyo3::exceptions::{PyEOFError, PyKeyError, PyOSError, PyTimeoutError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
+
+use crate::brine::{DecodeOptions, Token};
+use crate::channel::{ChannelConfig, ChannelError, FrameReader, FrameSink, FrameSource, FrameWriter};
+use crate::protocol::core::{Core, Peer};
+use crate::protocol::message::{parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
+use crate::protocol::Error;
+use crate::stream::{ReadHalf, Stream};
+
+use super::brine::{dump_into, load_from, to_py_err};
+
+/// The Python world's state: weak handle to the Python connection, and the
+/// rpyc objects the hot path touches, looked up once.
+pub(crate) struct PyWorld {
+    pub(crate) core: Core,
+    conn: Py<PyWeakrefReference>,
+    pub(crate) local_objects: Py<PyAny>,
+    pub(crate) proxy_cache: Py<PyAny>,
+    handlers: Py<PyDict>,
+    config: Py<PyDict>,
+    pub(crate) base_netref: Py<PyType>,
+    pub(crate) get_id_pack: Py<PyAny>,
+    opts: DecodeOptions,
+    /// Exceptions raised while serving (a handler's SystemExit, an error
+    /// in an async callback), each to re-raise in the Python call that was
+    /// serving on that thread, as rpyc's `serve` would.
+    deferred: Mutex<Vec<(ThreadId, PyErr)>>,
+    /// Whether `deferred` holds anything: the hot path checks only this.
+    any_deferred: AtomicBool,
+}
+
+thread_local! {
+    /// The requests this thread waits for, innermost last, tagged with
+    /// their world (a callback may wait on another connection): an error
+    /// deferred while serving must end the innermost wait at once, not
+    /// after the reply that may never come.
+    static WAITING: RefCell<Vec<(usize, i64)>> = const { RefCell::new(Vec::new()) };
+}
+
+fn rpyc_attr(py: Python<'_>, module: &str, name: &str) -> PyResult<Py<PyAny>> {
+    Ok(py.import(module)?.getattr(name)?.unbind())
+}
+
+/// `rpyc.core.async_.AsyncResultTimeout` is the builtin `TimeoutError`.
+fn timeout_error() -> PyErr {
+    PyTimeoutError::new_err("result expired")
+}
+
+impl PyWorld {
+    fn conn<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+        self.conn.bind(py).upgrade()
+    }
+
+    fn id(&self) -> usize {
+        self as *const PyWorld as usize
+    }
+
+    /// Keeps `e` for the Python call serving on this thread, and stops its
+    /// innermost wait (the reply, if it comes, is dropped as an orphan).
+    fn defer(&self, e: PyErr) {
+        let me = std::thread::current().id();
+        {
+            let mut list = self.deferred.lock();
+            // The first error on a thread wins, as the first raise would.
+            if !list.iter().any(|(t, _)| *t == me) {
+                list.push((me, e));
+            }
+            self.any_deferred.store(true, Ordering::Release);
+        }
+        let id = self.id();
+        let seq =
+            WAITING.with(|w| w.borrow().iter().rev().find(|(world, _)| *world == id).map(|(_, seq)| *seq));
+        if let Some(seq) = seq {
+            self.core.forget(seq);
+        }
+    }
+
+    /// Raises the error deferred on this thread, if any.
+    fn take_deferred(&self) -> PyResult<()> {
+        if !self.any_deferred.load(Ordering::Acquire) {
+            return Ok(());
+        }
+        let me = std::thread::current().id();
+        let mut list = self.deferred.lock();
+        let Some(pos) = list.iter().position(|(t, _)| *t == me) else { return Ok(()) };
+        let (_, e) = list.swap_remove(pos);
+        self.any_deferred.store(!list.is_empty(), Ordering::Release);
+        Err(e)
+    }
+
+    /// Turns an engine error into what rpyc raises, closing the Python
+    /// connection when the peer is gone (as rpyc's `serve` does).
+    fn raise(&self, py: Python<'_>, e: Error) -> PyErr {
+        match e {
+            Error::Timeout => timeout_error(),
+            Error::Closed { reason } => {
+                if let Some(conn) = self.conn(py) {
+                    if let Err(err) = conn.call_method0(pyo3::intern!(py, "close")) {
+                        log::debug!("closing after EOF failed: {err}");
+                    }
+                }
+                PyEOFError::new_err(reason)
+            }
+            other => PyValueError::new_err(other.to_string()),
+        }
+    }
+
+    fn build_request(
+        &self,
+        conn: &Bound<'_, PyAny>,
+        seq: i64,
+        handler: i64,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Vec<u8>> {
+        let h = Handler::from_number(handler)
+            .ok_or_else(|| PyValueError::new_err(format!("unknown request handler {handler}")))?;
+        let mut frame = Vec::with_capacity(128);
+        self.core.begin_request(&mut frame, seq, h);
+        self.box_into(conn, args.as_any(), &mut frame, 0)?;
+        Ok(frame)
+    }
+
+    /// Refuses a message that is not one whole, well-formed brine value,
+    /// before any of it becomes a Python object, and ends the connection:
+    /// after garbage nothing more from that peer can be trusted. (rpyc
+    /// likewise loads the whole message first; a failure there ends its
+    /// `serve_all` too.) A message that is valid brine but means nothing,
+    /// such as an unknown handler or label, is not refused here: rpyc
+    /// answers those with an exception, and so do we.
+    fn check_message(&self, payload: &[u8]) -> PyResult<()> {
+        match check_well_formed(payload, self.opts) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                // EOFError, as for every other way the connection ends
+                // (a bad frame, a bad header): the message says why.
+                let reason = format!("{} sent an invalid message: {e}", self.core.peer_name());
+                self.core.shutdown(&reason);
+                Err(PyEOFError::new_err(reason))
+            }
+        }
+    }
+
+    /// Decodes a REPLY or EXCEPTION payload: `Ok(Ok(obj))` for a result,
+    /// `Ok(Err(exc))` for the peer's exception.
+    fn decode_reply<'py>(
+        &self,
+        conn: &Bound<'py, PyAny>,
+        payload: &[u8],
+    ) -> PyResult<Result<Bound<'py, PyAny>, Bound<'py, PyAny>>> {
+        let py = conn.py();
+        self.check_message(payload)?;
+        let h = parse_header(payload, self.opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut body = h.body;
+        match h.msg {
+            MSG_REPLY => Ok(Ok(self.unbox(conn, &mut body)?)),
+            MSG_EXCEPTION => {
+                let raw = load_from(py, &mut body)?;
+                let exc = conn.call_method1(pyo3::intern!(py, "_unbox_exc"), (raw,))?;
+                Ok(Err(exc))
+            }
+            other => Err(PyValueError::new_err(format!("expected a reply, got message type {other}"))),
+        }
+    }
+
+    fn serve_request(&self, py: Python<'_>, seq: i64, payload: &[u8]) -> PyResult<()> {
+        let Some(conn) = self.conn(py) else { return Ok(()) };
+        self.check_message(payload)?;
+        let outcome = self.run_handler(py, &conn, payload);
+        let mut frame = Vec::with_capacity(128);
+        let boxed = match &outcome {
+            Ok((res, _args)) => {
+                self.core.begin_message(&mut frame, MSG_REPLY, seq);
+                self.box_into(&conn, res, &mut frame, 0)
+            }
+            Err(e) => Err(e.clone_ref(py)),
+        };
+        if let Err(err) = boxed {
+            // What rpyc's `_dispatch_request` does with a failed request,
+            // in its order: keep the traceback (`rpyc.classic.pm` reads
+            // it), log, maybe re-raise locally, else answer with it.
+            let t = err.get_type(py);
+            let value = err.value(py);
+            let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
+            conn.setattr(pyo3::intern!(py, "_last_traceback"), &tb)?;
+            let config = self.config.bind(py);
+            if let Some(logger) = config.get_item("logger")? {
+                if logger.is_truthy()? && !t.is(py.get_type::<pyo3::exceptions::PyStopIteration>()) {
+                    let kwargs = PyDict::new(py);
+                    kwargs.set_item("exc_info", (&t, value, &tb))?;
+                    logger.call_method("debug", ("Exception caught",), Some(&kwargs))?;
+                }
+            }
+            let propagate = |key: &str| -> PyResult<bool> {
+                match config.get_item(key)? {
+                    Some(v) => v.is_truthy(),
+                    None => Ok(false),
+                }
+            };
+            if (t.is(py.get_type::<pyo3::exceptions::PySystemExit>())
+                && propagate("propagate_SystemExit_locally")?)
+                || (t.is(py.get_type::<pyo3::exceptions::PyKeyboardInterrupt>())
+                    && propagate("propagate_KeyboardInterrupt_locally")?)
+            {
+                return Err(err);
+            }
+            let raw = conn.call_method1(pyo3::intern!(py, "_box_exc"), (t, value, tb))?;
+            self.core.begin_message(&mut frame, MSG_EXCEPTION, seq);
+            dump_into(&raw, &mut frame, 0)?;
+        }
+        let core = &self.core;
+        // A send failure means the connection is gone; the read loop
+        // reports that to whoever is serving.
+        let _ = py.detach(|| core.send(&mut frame));
+        // The result and arguments die only now: a proxy among them sends
+        // its DEL after our reply, as in rpyc, so the peer never sees an
+        // object released before the reply that refers to it.
+        drop(outcome);
+        Ok(())
+    }
+
+    /// Runs the request's handler; returns its result with the arguments,
+    /// which must outlive the reply (see `serve_request`).
+    fn run_handler<'py>(
+        &self,
+        py: Python<'py>,
+        conn: &Bound<'py, PyAny>,
+        payload: &[u8],
+    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
+        let h = parse_header(payload, self.opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
+        let mut body = h.body;
+        if body.next_token().map_err(to_py_err)? != Token::Tuple(2) {
+            return Err(PyValueError::new_err("malformed request"));
+        }
+        let handler = match body.next_token().map_err(to_py_err)? {
+            Token::Int(n) => n,
+            _ => return Err(PyValueError::new_err("malformed request: handler is not an int")),
+        };
+        let args = self.unbox(conn, &mut body)?;
+        let args = args
+            .cast_into::<PyTuple>()
+            .map_err(|_| PyValueError::new_err("request arguments are not a tuple"))?;
+        // rpyc looks the handler up with `self._HANDLERS[handler]`: an
+        // unknown one is a KeyError, answered to the peer.
+        let func = self.handlers.bind(py).get_item(handler)?.ok_or_else(|| PyKeyError::new_err(handler))?;
+        let mut call_args = Vec::with_capacity(args.len() + 1);
+        call_args.push(conn.clone());
+        call_args.extend(args.iter());
+        let res = func.call1(PyTuple::new(py, call_args)?)?;
+        Ok((res, args))
+    }
+}
+
+impl Peer for PyWorld {
+    fn on_request(&self, _core: &Core, seq: i64, payload: Vec<u8>) {
+        Python::attach(|py| {
+            if let Err(e) = self.serve_request(py, seq, &payload) {
+                self.defer(e);
+            }
+        });
+    }
+
+    fn on_orphan(&self, payload: Vec<u8>) {
+        Python::attach(|py| {
+            if let Some(conn) = self.conn(py) {
+                // Unboxing creates and drops any proxy it carries, which
+                // sends the DEL the peer is owed.
+                if let Err(e) = self.decode_reply(&conn, &payload) {
+                    log::debug!("discarded a late reply: {e}");
+                }
+            }
+        });
+    }
+}
+
+/// The read half of a socket the engine owns, with two duties beyond
+/// reading.
+///
+/// Signals. While a call waits here the GIL is released, so Python cannot
+/// run a signal handler; stock rpyc waits in `select()`, which Python
+/// interrupts to run it, so Ctrl-C (or any handler that raises) ends a
+/// long remote call at once. We wait in our own `poll()`: when a signal
+/// interrupts it, Python's handlers run, and an exception one raises is
+/// handed to the Python call waiting on this thread (which stops waiting;
+/// a late reply is dropped), reported as "nothing read yet".
+///
+/// ACKs (TCP only). Stock rpyc servers leave Nagle's algorithm on. When
+/// the server has two replies to send back to back (the reply to a DEL we
+/// sent just before our next request, or two pipelined async requests),
+/// Nagle holds the second until the first is acknowledged, and Linux
+/// delays that ACK by up to 40 ms because we have nothing to send while we
+/// wait: every `conn.root.method()` call became a 40 ms call. Stock rpyc is
+/// slow enough that the server's first reply usually arrives before its
+/// next request leaves (carrying the ACK). `TCP_QUICKACK` acknowledges at
+/// once; Linux drops back to delayed ACKs by itself, so it is set again
+/// after every read (one cheap syscall).
+struct SocketReader {
+    inner: Box<dyn ReadHalf>,
+    fd: std::os::fd::RawFd,
+    tcp: bool,
+    world: Weak<PyWorld>,
+}
+
+impl SocketReader {
+    /// Waits until the socket is readable (or hung up), at most `timeout`.
+    fn wait_readable(&self, timeout: Option<Duration>) -> std::io::Result<()> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        loop {
+            let ms: libc::c_int = match deadline {
+                None => -1,
+                Some(d) => {
+                    // Rounded up, so a sub-millisecond wait does not spin.
+                    let ms = d.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000);
+                    ms.min(libc::c_int::MAX as u128) as libc::c_int
+                }
+            };
+            let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
+            // SAFETY: one valid pollfd on the stack, count 1.
+            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+            if rc > 0 {
+                return Ok(());
+            }
+            if rc == 0 {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+                continue;
+            }
+            let err = std::io::Error::last_os_error();
+            if err.kind() != std::io::ErrorKind::Interrupted {
+                return Err(err);
+            }
+            if let Some(world) = self.world.upgrade() {
+                if let Err(e) = Python::attach(|py| py.check_signals()) {
+                    world.defer(e);
+                    return Err(std::io::ErrorKind::TimedOut.into());
+                }
+            }
+        }
+    }
+}
+
+impl ReadHalf for SocketReader {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> std::io::Result<usize> {
+        self.wait_readable(timeout)?;
+        // Readable: this read does not block.
+        let n = self.inner.read_timeout(buf, None)?;
+        if n > 0 && self.tcp {
+            let one: libc::c_int = 1;
+            // SAFETY: `fd` is the socket `inner` reads, open while `inner`
+            // is; the option is a c_int. A failure only means the old ACK
+            // timing.
+            unsafe {
+                libc::setsockopt(
+                    self.fd,
+                    libc::IPPROTO_TCP,
+                    libc::TCP_QUICKACK,
+                    &one as *const libc::c_int as *const libc::c_void,
+                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+                );
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// Reads and writes frames through a Python `rpyc` channel, for streams
+/// whose bytes we cannot own (SSL sockets, pipes, tunnels).
+struct PyChannelFrames {
+    channel: Py<PyAny>,
+    world: Weak<PyWorld>,
+}
+
+impl PyChannelFrames {
+    /// EOFError ends the connection, as in rpyc, and so does an OSError
+    /// (the stream is broken). Anything else comes from Python code that
+    /// ran during the wait (a signal handler's KeyboardInterrupt): it goes
+    /// to the Python call waiting on this thread, and the connection lives.
+    fn error(&self, py: Python<'_>, e: PyErr) -> ChannelError {
+        if e.is_instance_of::<PyEOFError>(py) {
+            return ChannelError::Closed;
+        }
+        if e.is_instance_of::<PyOSError>(py) {
+            return ChannelError::Io(std::io::Error::other(e.to_string()));
+        }
+        match self.world.upgrade() {
+            Some(world) => {
+                world.defer(e);
+                ChannelError::Timeout
+            }
+            None => ChannelError::Closed,
+        }
+    }
+}
+
+impl FrameSource for PyChannelFrames {
+    fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
+        Python::attach(|py| {
+            let ch = self.channel.bind(py);
+            let t = timeout.map(|d| d.as_secs_f64());
+            let ready = ch.call_method1("poll", (t,)).and_then(|r| r.is_truthy());
+            match ready {
+                Ok(false) => return Err(ChannelError::Timeout),
+                Ok(true) => {}
+                Err(e) => return Err(self.error(py, e)),
+            }
+            match ch.call_method0("recv") {
+                Ok(data) => data
+                    .extract::<Vec<u8>>()
+                    .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string()))),
+                Err(e) => Err(self.error(py, e)),
+            }
+        })
+    }
+    fn has_buffered(&self) -> bool {
+        false
+    }
+}
+
+impl FrameSink for PyChannelFrames {
+    fn send_prepared(&mut self, buf: &mut Vec<u8>) -> Result<(), ChannelError> {
+        let payload = &buf[crate::channel::HEADER_LEN..];
+        Python::attach(|py| {
+            let data = pyo3::types::PyBytes::new(py, payload);
+            self.channel.bind(py).call_method1("send", (data,)).map(drop).map_err(|e| {
+                if e.is_instance_of::<PyEOFError>(py) {
+                    ChannelError::Closed
+                } else {
+                    ChannelError::Io(std::io::Error::other(e.to_string()))
+                }
+            })
+        })
+    }
+}
+
+fn cached_netref_base(py: Python<'_>) -> PyResult<(Py<PyType>, Py<PyAny>)> {
+    static BASE: OnceLock<(Py<PyType>, Py<PyAny>)> = OnceLock::new();
+    if let Some((b, g)) = BASE.get() {
+        return Ok((b.clone_ref(py), g.clone_ref(py)));
+    }
+    let base = py.import("rpyc.core.netref")?.getattr("BaseNetref")?.cast_into::<PyType>()?.unbind();
+    let get_id_pack = rpyc_attr(py, "rpyc.lib", "get_id_pack")?;
+    let _ = BASE.set((base.clone_ref(py), get_id_pack.clone_ref(py)));
+    Ok((base, get_id_pack))
+}
+
+/// The native half of an `rpyc_rs.Connection`.
+#[pyclass(module = "rpyc_rs._native", name = "Engine", frozen)]
+pub struct Engine {
+    world: Arc<PyWorld>,
+}
+
+#[pymethods]
+impl Engine {
+    /// Creates the engine for `conn` (an `rpyc_rs.Connection` whose rpyc
+    /// tables are already set up). With `fd`, the engine owns a duplicate of
+    /// that socket and does its I/O natively; without, it goes through the
+    /// Python `channel`.
+    /// `tcp` says the descriptor is a TCP socket (see [`QuickAckReader`]).
+    #[new]
+    /// `legacy_framing` starts out in rpyc 5.x's message framing (for when
+    /// the installed rpyc is 5.x); the core then follows the peer's.
+    #[pyo3(signature = (conn, channel, fd=None, peer=String::new(), compress=true, max_frame_size=None, tcp=false, legacy_framing=false))]
+    #[allow(clippy::too_many_arguments)]
+    fn new(
+        py: Python<'_>,
+        conn: &Bound<'_, PyAny>,
+        channel: &Bound<'_, PyAny>,
+        fd: Option<i32>,
+        peer: String,
+        compress: bool,
+        max_frame_size: Option<usize>,
+        tcp: bool,
+        legacy_framing: bool,
+    ) -> PyResult<Engine> {
+        let mut cfg = ChannelConfig { compress, ..ChannelConfig::default() };
+        if let Some(m) = max_frame_size {
+            cfg.max_frame_size = m;
+        }
+        // The stream, made before the world (these steps can fail); the
+        // core around it is made inside `new_cyclic`, because its readers
+        // hold the world weakly (to hand it a signal handler's exception).
+        let socket = match fd {
+            Some(fd) => {
+                // SAFETY: dup of a descriptor the caller keeps open for the
+                // duration of this call; we own the duplicate.
+                let dup = unsafe { libc::dup(fd) };
+                if dup < 0 {
+                    return Err(PyOSError::new_err(std::io::Error::last_os_error().to_string()));
+                }
+                // SAFETY: `dup` is a fresh descriptor nobody else owns.
+                let owned = unsafe { OwnedFd::from_raw_fd(dup) };
+                let stream = Stream::from_socket_fd(owned, peer.clone())
+                    .map_err(|e| PyOSError::new_err(e.to_string()))?;
+                let raw =
+                    stream.fd.ok_or_else(|| PyOSError::new_err("socket stream without a descriptor"))?;
+                Some((stream, raw))
+            }
+            None => None,
+        };
+        let (base_netref, get_id_pack) = cached_netref_base(py)?;
+        let conn_ref = PyWeakrefReference::new(conn)?.unbind();
+        let local_objects = conn.getattr("_local_objects")?.unbind();
+        let proxy_cache = conn.getattr("_proxy_cache")?.unbind();
+        let handlers = conn.getattr("_HANDLERS")?.cast_into::<PyDict>()?.unbind();
+        let config = conn.getattr("_config")?.cast_into::<PyDict>()?.unbind();
+        let channel = channel.clone().unbind();
+        let world = Arc::new_cyclic(|weak: &Weak<PyWorld>| {
+            let core = match socket {
+                Some((stream, raw)) => {
+                    let reader = SocketReader { inner: stream.reader, fd: raw, tcp, world: weak.clone() };
+                    Core::from_parts(
+                        Box::new(FrameReader::new(Box::new(reader), &cfg)),
+                        Box::new(FrameWriter::new(stream.writer, &cfg)),
+                        stream.closer,
+                        stream.peer,
+                        Some(raw),
+                    )
+                }
+                None => {
+                    let closer_ch = channel.clone_ref(py);
+                    Core::from_parts(
+                        Box::new(PyChannelFrames { channel: channel.clone_ref(py), world: weak.clone() }),
+                        Box::new(PyChannelFrames { channel, world: weak.clone() }),
+                        Box::new(move || {
+                            Python::attach(|py| {
+                                let _ = closer_ch.bind(py).call_method0("close");
+                            })
+                        }),
+                        peer,
+                        None,
+                    )
+                }
+            };
+            PyWorld {
+                core,
+                conn: conn_ref,
+                local_objects,
+                proxy_cache,
+                handlers,
+                config,
+                base_netref,
+                get_id_pack,
+                opts: DecodeOptions::default(),
+                deferred: Mutex::new(Vec::new()),
+                any_deferred: AtomicBool::new(false),
+            }
+        });
+        world.core.set_legacy_framing(legacy_framing);
+        Ok(Engine { world })
+    }
+
+    /// Sends a request and waits for its reply within the connection's
+    /// `sync_request_timeout`, serving the peer's requests meanwhile.
+    #[pyo3(signature = (handler, *args))]
+    fn sync_request<'py>(
+        &self,
+        py: Python<'py>,
+        handler: i64,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let w = &*self.world;
+        let conn = w.conn(py).ok_or_else(|| PyEOFError::new_err("connection was garbage-collected"))?;
+        let timeout = match w.config.bind(py).get_item("sync_request_timeout")? {
+            Some(t) if !t.is_none() => seconds(t.extract()?),
+            _ => None,
+        };
+        let seq = w.core.next_seq();
+        let mut frame = w.build_request(&conn, seq, handler, args)?;
+        let got = py.detach(|| {
+            w.core.send_request(seq, &mut frame)?;
+            drop(frame);
+            WAITING.with(|s| s.borrow_mut().push((w.id(), seq)));
+            let got = w.core.wait(w, seq, timeout);
+            WAITING.with(|s| s.borrow_mut().pop());
+            got
+        });
+        w.take_deferred()?;
+        let payload = got.map_err(|e| w.raise(py, e))?;
+        match w.decode_reply(&conn, &payload)? {
+            Ok(obj) => Ok(obj),
+            Err(exc) => Err(exception_from(exc)),
+        }
+    }
+
+    /// Sends a request; `callback(is_exc, obj)` runs when the reply arrives
+    /// (on whichever thread reads it). Without a callback the reply is
+    /// decoded and dropped (DEL uses this).
+    #[pyo3(signature = (handler, args, callback=None))]
+    fn async_request(
+        &self,
+        py: Python<'_>,
+        handler: i64,
+        args: &Bound<'_, PyTuple>,
+        callback: Option<Py<PyAny>>,
+    ) -> PyResult<()> {
+        let w = &*self.world;
+        let conn = w.conn(py).ok_or_else(|| PyEOFError::new_err("connection was garbage-collected"))?;
+        let seq = w.core.next_seq();
+        let mut frame = w.build_request(&conn, seq, handler, args)?;
+        let sent = match callback {
+            // A DEL from a netref's `__del__`, which the garbage collector
+            // may run on a thread that holds the writer (mid-send through a
+            // Python channel): queue it rather than wait for ourselves. It
+            // goes out now unless another thread is sending (which then
+            // sends it), as rpyc sends it: the peer frees the object at once,
+            // not at our next request. (The delayed-ACK stall this used to
+            // cost against stock servers is `SocketReader`'s business.)
+            None => {
+                py.detach(|| {
+                    w.core.send_deferred(frame);
+                    w.core.flush();
+                });
+                Ok(())
+            }
+            Some(cb) => {
+                let world: Weak<PyWorld> = Arc::downgrade(&self.world);
+                let on_reply = Box::new(move |r: Result<Vec<u8>, Error>| {
+                    Python::attach(|py| deliver(py, &world, &cb, r));
+                });
+                py.detach(|| w.core.send_request_with_callback(seq, &mut frame, on_reply))
+            }
+        };
+        sent.map_err(|e| w.raise(py, e))
+    }
+
+    /// Serves one incoming message if one arrives within `timeout` seconds
+    /// (`None`: wait as long as it takes). True if one was served.
+    #[pyo3(signature = (timeout=None))]
+    fn serve(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let w = &*self.world;
+        let t = timeout.and_then(seconds);
+        let r = py.detach(|| w.core.serve(w, t));
+        w.take_deferred()?;
+        r.map_err(|e| w.raise(py, e))
+    }
+
+    /// Ends the connection at once: pending calls fail, the socket is shut.
+    #[pyo3(signature = (reason="connection closed"))]
+    fn shutdown(&self, py: Python<'_>, reason: &str) {
+        let core = &self.world.core;
+        py.detach(|| core.shutdown(reason));
+    }
+
+    /// True once the connection has ended.
+    #[getter]
+    fn closed(&self) -> bool {
+        self.world.core.is_closed()
+    }
+
+    /// The descriptor the engine reads, if it owns one.
+    fn fileno(&self) -> Option<i32> {
+        self.world.core.fileno()
+    }
+}
+
+/// A timeout in seconds as a `Duration`: negative or NaN is "now", infinite
+/// or too large for a `Duration` is "no limit".
+fn seconds(s: f64) -> Option<Duration> {
+    if s.is_nan() || s <= 0.0 {
+        return Some(Duration::ZERO);
+    }
+    Duration::try_from_secs_f64(s).ok()
+}
+
+/// Walks a whole message (type, `(seq, body)`) without building anything:
+/// well-formed brine, nesting within the depth limit, no trailing bytes.
+fn check_well_formed(payload: &[u8], opts: DecodeOptions) -> Result<(), String> {
+    let h = parse_header(payload, opts).map_err(|e| e.to_string())?;
+    let mut dec = h.body;
+    // Items still to read at each open level; the body is the one item left
+    // in the (seq, body) pair.
+    let mut pending: Vec<usize> = vec![1];
+    while let Some(left) = pending.last_mut() {
+        if *left == 0 {
+            pending.pop();
+            dec.leave();
+            continue;
+        }
+        *left -= 1;
+        let n = match dec.next_token().map_err(|e| e.to_string())? {
+            Token::Tuple(n) | Token::FrozenSet(n) => n,
+            Token::Slice => 3,
+            _ => continue,
+        };
+        dec.enter().map_err(|e| e.to_string())?;
+        pending.push(n);
+    }
+    dec.finish().map_err(|e| e.to_string())
+}
+
+/// Hands a reply to an async callback as `callback(is_exc, obj)`.
+fn deliver(py: Python<'_>, world: &Weak<PyWorld>, cb: &Py<PyAny>, r: Result<Vec<u8>, Error>) {
+    let Some(w) = world.upgrade() else { return };
+    let outcome = match r {
+        Ok(payload) => match w.conn(py) {
+            Some(conn) => match w.decode_reply(&conn, &payload) {
+                Ok(Ok(obj)) => (false, obj),
+                Ok(Err(exc)) => (true, exc),
+                Err(e) => (true, e.value(py).clone().into_any()),
+            },
+            None => return,
+        },
+        Err(Error::Closed { reason }) => (true, PyEOFError::new_err(reason).value(py).clone().into_any()),
+        Err(e) => (true, PyValueError::new_err(e.to_string()).value(py).clone().into_any()),
+    };
+    if let Err(e) = cb.bind(py).call1(outcome) {
+        w.defer(e);
+    }
+}
+
+/// The exception object vinegar produced (an instance, or the
+/// `StopIteration` class rpyc uses as a shortcut) as a raisable error.
+fn exception_from(exc: Bound<'_, PyAny>) -> PyErr {
+    PyErr::from_value(exc)
+}
+
+/// Registers the engine class.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<Engine>()
+}
