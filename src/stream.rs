@@ -69,8 +69,18 @@ impl std::fmt::Debug for Stream {
     }
 }
 
-/// Waits until `fd` is readable (or hung up), at most `timeout`.
-fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
+/// Runs when a wait for data is interrupted by a signal (the Python
+/// bindings run Python's signal handlers here). Returning true abandons the
+/// wait, reported as a timeout.
+pub type InterruptHook = Box<dyn FnMut() -> bool + Send>;
+
+/// Waits until `fd` is readable (or hung up), at most `timeout`. False when
+/// the time ran out or `on_interrupt` abandoned the wait.
+fn wait_readable(
+    fd: RawFd,
+    timeout: Option<Duration>,
+    mut on_interrupt: Option<&mut InterruptHook>,
+) -> io::Result<bool> {
     let deadline = timeout.map(|t| Instant::now() + t);
     loop {
         let ms: libc::c_int = match deadline {
@@ -98,6 +108,11 @@ fn wait_readable(fd: RawFd, timeout: Option<Duration>) -> io::Result<bool> {
         if err.kind() != io::ErrorKind::Interrupted {
             return Err(err);
         }
+        if let Some(hook) = on_interrupt.as_mut() {
+            if hook() {
+                return Ok(false);
+            }
+        }
     }
 }
 
@@ -105,20 +120,59 @@ fn timed_out() -> io::Error {
     io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for data")
 }
 
+fn set_int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) {
+    let one: libc::c_int = 1;
+    // SAFETY: a socket descriptor the caller keeps open and a c_int option
+    // of its size. A failure only loses the optimisation.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
 /// Reads from any file-descriptor-backed reader with a timeout.
-struct FdReader<R: Read + AsRawFd + Send>(R);
+///
+/// On TCP it acknowledges every read at once (`TCP_QUICKACK`). Stock rpyc
+/// servers leave Nagle's algorithm on: when such a server has two replies
+/// to send back to back, it holds the second until the first is
+/// acknowledged, and Linux delays that ACK by up to 40 ms because we have
+/// nothing to send while we wait. Linux falls back to delayed ACKs by
+/// itself, so the option is set again after every read (one cheap syscall).
+struct FdReader<R: Read + AsRawFd + Send> {
+    inner: R,
+    quickack: bool,
+    on_interrupt: Option<InterruptHook>,
+}
+
+impl<R: Read + AsRawFd + Send> FdReader<R> {
+    fn new(inner: R, quickack: bool) -> Self {
+        FdReader { inner, quickack, on_interrupt: None }
+    }
+}
 
 impl<R: Read + AsRawFd + Send> ReadHalf for FdReader<R> {
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
-        if timeout.is_some() && !wait_readable(self.0.as_raw_fd(), timeout)? {
+        let fd = self.inner.as_raw_fd();
+        if (timeout.is_some() || self.on_interrupt.is_some())
+            && !wait_readable(fd, timeout, self.on_interrupt.as_mut())?
+        {
             return Err(timed_out());
         }
-        loop {
-            match self.0.read(buf) {
+        let n = loop {
+            match self.inner.read(buf) {
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => return other,
+                other => break other?,
             }
+        };
+        if n > 0 && self.quickack {
+            set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK);
         }
+        Ok(n)
     }
 }
 
@@ -172,7 +226,7 @@ impl Stream {
         let fd = Some(s.as_raw_fd());
         Ok(Stream {
             fd,
-            reader: Box::new(FdReader(s)),
+            reader: Box::new(FdReader::new(s, true)),
             writer: Box::new(TcpWriter(w)),
             closer: Box::new(move || {
                 let _ = c.shutdown(Shutdown::Both);
@@ -201,7 +255,7 @@ impl Stream {
         let fd = Some(s.as_raw_fd());
         Ok(Stream {
             fd,
-            reader: Box::new(FdReader(s)),
+            reader: Box::new(FdReader::new(s, false)),
             writer: Box::new(UnixWriter(w)),
             closer: Box::new(move || {
                 let _ = c.shutdown(Shutdown::Both);
@@ -212,24 +266,31 @@ impl Stream {
 
     /// Wraps a connected stream socket of any family (TCP or Unix) that
     /// someone else opened, such as a socket handed over from Python.
-    /// Reads, writes and shutdown are the same syscalls for every family.
-    pub fn from_socket_fd(fd: std::os::fd::OwnedFd, peer: String) -> io::Result<Stream> {
+    /// Reads, writes and shutdown are the same syscalls for every family;
+    /// `tcp` turns on Nagle-free writes and quick ACKs. `on_interrupt` runs
+    /// when a signal interrupts a wait for data.
+    pub fn from_socket_fd(
+        fd: std::os::fd::OwnedFd,
+        peer: String,
+        tcp: bool,
+        on_interrupt: Option<InterruptHook>,
+    ) -> io::Result<Stream> {
         let s = UnixStream::from(fd);
-        // Best effort: only TCP sockets have Nagle's algorithm to turn off.
-        let one: libc::c_int = 1;
-        // SAFETY: a valid socket descriptor and a c_int option of its size.
-        unsafe {
-            libc::setsockopt(
-                s.as_raw_fd(),
-                libc::IPPROTO_TCP,
-                libc::TCP_NODELAY,
-                &one as *const libc::c_int as *const libc::c_void,
-                std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-            );
+        if tcp {
+            set_int_option(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY);
         }
-        let mut st = Stream::from_unix(s)?;
-        st.peer = peer;
-        Ok(st)
+        let w = s.try_clone()?;
+        let c = s.try_clone()?;
+        let fd = Some(s.as_raw_fd());
+        Ok(Stream {
+            fd,
+            reader: Box::new(FdReader { inner: s, quickack: tcp, on_interrupt }),
+            writer: Box::new(UnixWriter(w)),
+            closer: Box::new(move || {
+                let _ = c.shutdown(Shutdown::Both);
+            }),
+            peer,
+        })
     }
 
     /// Starts `cmd` with piped stdin/stdout and talks to it over them (as
@@ -245,7 +306,7 @@ impl Stream {
         let fd = Some(stdout.as_raw_fd());
         Ok(Stream {
             fd,
-            reader: Box::new(FdReader(stdout)),
+            reader: Box::new(FdReader::new(stdout, false)),
             writer: Box::new(ChildWriter { stdin: Some(stdin), child }),
             closer: Box::new(move || {
                 let mut c = killer.lock();

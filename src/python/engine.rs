@@ -18,7 +18,7 @@ use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock, Weak};
 use std::thread::ThreadId;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use parking_lot::Mutex;
 use pyo3::exceptions::{PyEOFError, PyKeyError, PyOSError, PyTimeoutError, PyValueError};
@@ -26,13 +26,14 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
 use crate::brine::{DecodeOptions, Token};
-use crate::channel::{ChannelConfig, ChannelError, FrameReader, FrameSink, FrameSource, FrameWriter};
+use crate::channel::{ChannelConfig, FrameReader, FrameWriter};
 use crate::protocol::core::{Core, Peer};
 use crate::protocol::message::{parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
 use crate::protocol::Error;
-use crate::stream::{ReadHalf, Stream};
+use crate::stream::{InterruptHook, Stream};
 
 use super::brine::{dump_into, load_from, to_py_err};
+use super::transport::PyChannelFrames;
 
 /// The Python world's state: weak handle to the Python connection, and the
 /// rpyc objects the hot path touches, looked up once.
@@ -82,7 +83,7 @@ impl PyWorld {
 
     /// Keeps `e` for the Python call serving on this thread, and stops its
     /// innermost wait (the reply, if it comes, is dropped as an orphan).
-    fn defer(&self, e: PyErr) {
+    pub(crate) fn defer(&self, e: PyErr) {
         let me = std::thread::current().id();
         {
             let mut list = self.deferred.lock();
@@ -297,166 +298,6 @@ impl Peer for PyWorld {
     }
 }
 
-/// The read half of a socket the engine owns, with two duties beyond
-/// reading.
-///
-/// Signals. While a call waits here the GIL is released, so Python cannot
-/// run a signal handler; stock rpyc waits in `select()`, which Python
-/// interrupts to run it, so Ctrl-C (or any handler that raises) ends a
-/// long remote call at once. We wait in our own `poll()`: when a signal
-/// interrupts it, Python's handlers run, and an exception one raises is
-/// handed to the Python call waiting on this thread (which stops waiting;
-/// a late reply is dropped), reported as "nothing read yet".
-///
-/// ACKs (TCP only). Stock rpyc servers leave Nagle's algorithm on. When
-/// the server has two replies to send back to back (the reply to a DEL we
-/// sent just before our next request, or two pipelined async requests),
-/// Nagle holds the second until the first is acknowledged, and Linux
-/// delays that ACK by up to 40 ms because we have nothing to send while we
-/// wait: every `conn.root.method()` call became a 40 ms call. Stock rpyc is
-/// slow enough that the server's first reply usually arrives before its
-/// next request leaves (carrying the ACK). `TCP_QUICKACK` acknowledges at
-/// once; Linux drops back to delayed ACKs by itself, so it is set again
-/// after every read (one cheap syscall).
-struct SocketReader {
-    inner: Box<dyn ReadHalf>,
-    fd: std::os::fd::RawFd,
-    tcp: bool,
-    world: Weak<PyWorld>,
-}
-
-impl SocketReader {
-    /// Waits until the socket is readable (or hung up), at most `timeout`.
-    fn wait_readable(&self, timeout: Option<Duration>) -> std::io::Result<()> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        loop {
-            let ms: libc::c_int = match deadline {
-                None => -1,
-                Some(d) => {
-                    // Rounded up, so a sub-millisecond wait does not spin.
-                    let ms = d.saturating_duration_since(Instant::now()).as_micros().div_ceil(1000);
-                    ms.min(libc::c_int::MAX as u128) as libc::c_int
-                }
-            };
-            let mut pfd = libc::pollfd { fd: self.fd, events: libc::POLLIN, revents: 0 };
-            // SAFETY: one valid pollfd on the stack, count 1.
-            let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-            if rc > 0 {
-                return Ok(());
-            }
-            if rc == 0 {
-                if deadline.is_some_and(|d| Instant::now() >= d) {
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-                continue;
-            }
-            let err = std::io::Error::last_os_error();
-            if err.kind() != std::io::ErrorKind::Interrupted {
-                return Err(err);
-            }
-            if let Some(world) = self.world.upgrade() {
-                if let Err(e) = Python::attach(|py| py.check_signals()) {
-                    world.defer(e);
-                    return Err(std::io::ErrorKind::TimedOut.into());
-                }
-            }
-        }
-    }
-}
-
-impl ReadHalf for SocketReader {
-    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> std::io::Result<usize> {
-        self.wait_readable(timeout)?;
-        // Readable: this read does not block.
-        let n = self.inner.read_timeout(buf, None)?;
-        if n > 0 && self.tcp {
-            let one: libc::c_int = 1;
-            // SAFETY: `fd` is the socket `inner` reads, open while `inner`
-            // is; the option is a c_int. A failure only means the old ACK
-            // timing.
-            unsafe {
-                libc::setsockopt(
-                    self.fd,
-                    libc::IPPROTO_TCP,
-                    libc::TCP_QUICKACK,
-                    &one as *const libc::c_int as *const libc::c_void,
-                    std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-                );
-            }
-        }
-        Ok(n)
-    }
-}
-
-/// Reads and writes frames through a Python `rpyc` channel, for streams
-/// whose bytes we cannot own (SSL sockets, pipes, tunnels).
-struct PyChannelFrames {
-    channel: Py<PyAny>,
-    world: Weak<PyWorld>,
-}
-
-impl PyChannelFrames {
-    /// EOFError ends the connection, as in rpyc, and so does an OSError
-    /// (the stream is broken). Anything else comes from Python code that
-    /// ran during the wait (a signal handler's KeyboardInterrupt): it goes
-    /// to the Python call waiting on this thread, and the connection lives.
-    fn error(&self, py: Python<'_>, e: PyErr) -> ChannelError {
-        if e.is_instance_of::<PyEOFError>(py) {
-            return ChannelError::Closed;
-        }
-        if e.is_instance_of::<PyOSError>(py) {
-            return ChannelError::Io(std::io::Error::other(e.to_string()));
-        }
-        match self.world.upgrade() {
-            Some(world) => {
-                world.defer(e);
-                ChannelError::Timeout
-            }
-            None => ChannelError::Closed,
-        }
-    }
-}
-
-impl FrameSource for PyChannelFrames {
-    fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
-        Python::attach(|py| {
-            let ch = self.channel.bind(py);
-            let t = timeout.map(|d| d.as_secs_f64());
-            let ready = ch.call_method1("poll", (t,)).and_then(|r| r.is_truthy());
-            match ready {
-                Ok(false) => return Err(ChannelError::Timeout),
-                Ok(true) => {}
-                Err(e) => return Err(self.error(py, e)),
-            }
-            match ch.call_method0("recv") {
-                Ok(data) => data
-                    .extract::<Vec<u8>>()
-                    .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string()))),
-                Err(e) => Err(self.error(py, e)),
-            }
-        })
-    }
-    fn has_buffered(&self) -> bool {
-        false
-    }
-}
-
-impl FrameSink for PyChannelFrames {
-    fn send_prepared(&mut self, buf: &mut Vec<u8>) -> Result<(), ChannelError> {
-        let payload = &buf[crate::channel::HEADER_LEN..];
-        Python::attach(|py| {
-            let data = pyo3::types::PyBytes::new(py, payload);
-            self.channel.bind(py).call_method1("send", (data,)).map(drop).map_err(|e| {
-                if e.is_instance_of::<PyEOFError>(py) {
-                    ChannelError::Closed
-                } else {
-                    ChannelError::Io(std::io::Error::other(e.to_string()))
-                }
-            })
-        })
-    }
-}
-
 fn cached_netref_base(py: Python<'_>) -> PyResult<(Py<PyType>, Py<PyAny>)> {
     static BASE: OnceLock<(Py<PyType>, Py<PyAny>)> = OnceLock::new();
     if let Some((b, g)) = BASE.get() {
@@ -480,7 +321,7 @@ impl Engine {
     /// tables are already set up). With `fd`, the engine owns a duplicate of
     /// that socket and does its I/O natively; without, it goes through the
     /// Python `channel`.
-    /// `tcp` says the descriptor is a TCP socket (see [`QuickAckReader`]).
+    /// `tcp` says the descriptor is a TCP socket (quick ACKs and no Nagle: see `stream.rs`).
     #[new]
     /// `legacy_framing` starts out in rpyc 5.x's message framing (for when
     /// the installed rpyc is 5.x); the core then follows the peer's.
@@ -504,6 +345,7 @@ impl Engine {
         // The stream, made before the world (these steps can fail); the
         // core around it is made inside `new_cyclic`, because its readers
         // hold the world weakly (to hand it a signal handler's exception).
+        let world_slot: Arc<OnceLock<Weak<PyWorld>>> = Arc::new(OnceLock::new());
         let socket = match fd {
             Some(fd) => {
                 // SAFETY: dup of a descriptor the caller keeps open for the
@@ -514,7 +356,23 @@ impl Engine {
                 }
                 // SAFETY: `dup` is a fresh descriptor nobody else owns.
                 let owned = unsafe { OwnedFd::from_raw_fd(dup) };
-                let stream = Stream::from_socket_fd(owned, peer.clone())
+                // While a call waits here the GIL is released, so Python
+                // cannot run signal handlers; stock rpyc waits in select(),
+                // which Python interrupts to run them, so Ctrl-C ends a long
+                // call at once. Our poll() runs them when interrupted, and
+                // an exception one raises goes to the waiting Python call.
+                let slot = world_slot.clone();
+                let on_signal: InterruptHook = Box::new(move || {
+                    let Some(world) = slot.get().and_then(Weak::upgrade) else { return false };
+                    match Python::attach(|py| py.check_signals()) {
+                        Ok(()) => false,
+                        Err(e) => {
+                            world.defer(e);
+                            true
+                        }
+                    }
+                });
+                let stream = Stream::from_socket_fd(owned, peer.clone(), tcp, Some(on_signal))
                     .map_err(|e| PyOSError::new_err(e.to_string()))?;
                 let raw =
                     stream.fd.ok_or_else(|| PyOSError::new_err("socket stream without a descriptor"))?;
@@ -532,9 +390,9 @@ impl Engine {
         let world = Arc::new_cyclic(|weak: &Weak<PyWorld>| {
             let core = match socket {
                 Some((stream, raw)) => {
-                    let reader = SocketReader { inner: stream.reader, fd: raw, tcp, world: weak.clone() };
+                    let _ = world_slot.set(weak.clone());
                     Core::from_parts(
-                        Box::new(FrameReader::new(Box::new(reader), &cfg)),
+                        Box::new(FrameReader::new(stream.reader, &cfg)),
                         Box::new(FrameWriter::new(stream.writer, &cfg)),
                         stream.closer,
                         stream.peer,
@@ -629,7 +487,7 @@ impl Engine {
             // goes out now unless another thread is sending (which then
             // sends it), as rpyc sends it: the peer frees the object at once,
             // not at our next request. (The delayed-ACK stall this used to
-            // cost against stock servers is `SocketReader`'s business.)
+            // cost against stock servers is handled by quick ACKs in `stream.rs`.)
             None => {
                 py.detach(|| {
                     w.core.send_deferred(frame);
