@@ -60,6 +60,16 @@ pub enum ServerAddr {
     Unix(PathBuf),
 }
 
+impl ServerAddr {
+    /// The TCP port, for a TCP address.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            ServerAddr::Tcp(a) => Some(a.port()),
+            ServerAddr::Unix(_) => None,
+        }
+    }
+}
+
 impl std::fmt::Display for ServerAddr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -329,10 +339,7 @@ impl ServerHandle {
 
     /// The TCP port, for a TCP server.
     pub fn port(&self) -> Option<u16> {
-        match &self.addr {
-            ServerAddr::Tcp(a) => Some(a.port()),
-            ServerAddr::Unix(_) => None,
-        }
+        self.addr.port()
     }
 
     /// A handle that stops the server.
@@ -380,10 +387,7 @@ impl Server {
 
     /// The TCP port, for a TCP server.
     pub fn port(&self) -> Option<u16> {
-        match &self.addr {
-            ServerAddr::Tcp(a) => Some(a.port()),
-            ServerAddr::Unix(_) => None,
-        }
+        self.addr.port()
     }
 
     /// A handle that stops this server.

@@ -412,45 +412,6 @@ impl BuiltObject {
     }
 }
 
-/// A bound method of a [`BuiltObject`], returned by GETATTR so that
-/// `f = obj.method; f(1)` works as in Python.
-struct BoundMethod {
-    name: String,
-    f: BoxedMethod,
-    params: Vec<String>,
-    owner_type: String,
-}
-
-impl Expose for BoundMethod {
-    fn type_name(&self) -> &str {
-        // A Python peer has a prebuilt proxy class for methods.
-        "builtins.method"
-    }
-    fn call(&self, conn: &Connection, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
-        let a = Args { conn, method: &self.name, positional: args, kwargs, params: &self.params };
-        (self.f)(&a)
-    }
-    fn call_method(&self, conn: &Connection, name: &str, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
-        match name {
-            "__call__" => self.call(conn, args, kwargs),
-            _ => Err(RemoteException::attribute_error(format!("'method' object has no attribute '{name}'"))),
-        }
-    }
-    fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
-        match name {
-            "__name__" | "__qualname__" => Ok(Object::from(self.name.as_str())),
-            "__doc__" => Ok(Object::Value(Value::None)),
-            _ => Err(RemoteException::attribute_error(format!("'method' object has no attribute '{name}'"))),
-        }
-    }
-    fn repr(&self, _conn: &Connection) -> HandlerResult<String> {
-        Ok(format!("<bound method {} of {} object>", self.name, self.owner_type))
-    }
-    fn methods(&self) -> Vec<(String, Option<String>)> {
-        vec![("__call__".into(), None)]
-    }
-}
-
 impl Expose for BuiltObject {
     fn type_name(&self) -> &str {
         &self.type_name
@@ -463,13 +424,11 @@ impl Expose for BuiltObject {
         if let Some(g) = self.getters.get(name) {
             return g(conn);
         }
-        if let Some(m) = self.methods.get(name) {
-            return Ok(Object::Local(Arc::new(BoundMethod {
-                name: name.to_string(),
-                f: m.f.clone(),
-                params: m.params.clone(),
-                owner_type: self.type_name.clone(),
-            })));
+        // A bound method, so `f = obj.method; f(1)` works as in Python.
+        if self.methods.contains_key(name) || self.self_methods.contains_key(name) {
+            if let Some(me) = self.me.upgrade() {
+                return Ok(Object::Local(Arc::new(super::MethodRef { obj: me, name: name.to_string() })));
+            }
         }
         if let Some(info) = &self.service {
             match name {
@@ -566,15 +525,7 @@ impl Expose for BuiltObject {
         if self.methods.contains_key(op) {
             return self.call_method(conn, op, vec![other.clone()], Vec::new());
         }
-        let same = match other {
-            Object::Local(o) => std::ptr::addr_eq(Arc::as_ptr(o), self as *const Self),
-            _ => false,
-        };
-        Ok(match op {
-            "__eq__" => Object::from(same),
-            "__ne__" => Object::from(!same),
-            _ => Object::Value(Value::NotImplemented),
-        })
+        Ok(super::identity_compare(self as *const Self as *const (), op, other))
     }
 
     fn on_connect(&self, conn: &Connection) {

@@ -130,15 +130,21 @@ pub trait Expose: Send + Sync + 'static {
     /// `"__lt__"`, ...). The default is identity equality, as for a plain
     /// Python object.
     fn compare(&self, _conn: &Connection, op: &str, other: &Object) -> HandlerResult {
-        let same = match other {
-            Object::Local(o) => std::ptr::addr_eq(Arc::as_ptr(o), self as *const Self),
-            _ => false,
-        };
-        Ok(match op {
-            "__eq__" => Object::from(same),
-            "__ne__" => Object::from(!same),
-            _ => Object::Value(crate::brine::Value::NotImplemented),
-        })
+        Ok(identity_compare(self as *const Self as *const (), op, other))
+    }
+}
+
+/// Python's default rich comparison: `==` and `!=` by identity, anything
+/// else `NotImplemented`. `this` is the address of the object compared.
+pub(crate) fn identity_compare(this: *const (), op: &str, other: &Object) -> Object {
+    let same = match other {
+        Object::Local(o) => std::ptr::addr_eq(Arc::as_ptr(o), this),
+        _ => false,
+    };
+    match op {
+        "__eq__" => Object::from(same),
+        "__ne__" => Object::from(!same),
+        _ => Object::Value(crate::brine::Value::NotImplemented),
     }
 }
 
