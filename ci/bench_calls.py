@@ -38,8 +38,12 @@ so by default the client and the server of a one-to-one scenario share
 one CPU (``--pin``, all their threads), which takes cross-CPU wake-ups out
 of every pairing alike: the raw round trip is then ~22 µs whatever else
 runs, and a call costs what its two ends spend on it plus two context
-switches. ``--no-pin`` (``BENCH_PIN=off``) measures them on any CPU. The
-hammer always gets every CPU: it is about using the machine. A run lasts about
+switches. ``trivial`` and ``root`` are measured a second time unpinned
+(fewer rounds, reported apart, no targets judged): what a deployment sees,
+and the only way to see exchanges whose timing matters (Nagle meeting
+delayed ACKs needs both ends running at once). ``--no-pin``
+(``BENCH_PIN=off``) runs everything unpinned. The hammer always gets every
+CPU: it is about using the machine. A run lasts about
 ``--run-s`` seconds (its operation count calibrated by a warm-up run).
 Reported per pairing: wall time per operation (the run's total over its
 count, median over rounds), the median single-operation latency (p50), and
@@ -57,7 +61,7 @@ Writes ``bench-results/calls.md`` (the tables) and ``bench-results/calls.json``
 (everything, for ``ci/bench_chart.py``). Exit status 0 whatever the numbers
 (1 with ``--check`` if a target is missed or a pairing failed).
 
-Usage: .venv/bin/python ci/bench_calls.py [--only trivial,root,iter,bytes,hammer]
+Usage: .venv/bin/python ci/bench_calls.py [--only trivial,root,iter,bytes,hammer,anycpu]
        [--repeats N] [--long-repeats N] [--hammer-repeats N] [--run-s S]
        [--hammer-s S] [--iter-items N] [--bytes-mib N] [--check]
 (``ci/bench`` runs it; any venv with rpyc and rpyc_rs works, since the Python
@@ -649,8 +653,10 @@ def main() -> int:
                     help="MiB echoed by `bytes` (default 16; 1 with BENCH_QUICK=1)")
     ap.add_argument("--op-timeout", type=float, default=120.0,
                     help="seconds any single driver command may take beyond its run")
-    ap.add_argument("--only", default="trivial,root,iter,bytes,hammer",
-                    help="comma-separated scenarios to run")
+    ap.add_argument("--anycpu-repeats", type=int, default=2 if quick else 7,
+                    help="rounds of the unpinned repeat of trivial and root (default 7; 2 with BENCH_QUICK=1)")
+    ap.add_argument("--only", default="trivial,root,iter,bytes,hammer,anycpu",
+                    help="comma-separated scenarios to run (anycpu: trivial and root again, unpinned)")
     pin_env = os.environ.get("BENCH_PIN", "")
     ap.add_argument("--pin", type=int, default=None if pin_env in ("off", "no", "none") else
                     int(pin_env) if pin_env.isdigit() else max(ALL_CPUS),
@@ -708,6 +714,20 @@ def main() -> int:
         groups["bytes"] = [P("stock", "stock", "bytes"), P("fast", "fast", "bytes"),
                            P("fast", "stock", "bytes"), P("stock", "fast", "bytes"),
                            P("stock", "rust", "bytes"), P("fast", "rust", "bytes")]
+    if args.pin is not None and "anycpu" in only:
+        # The latency scenarios again without pinning, fewer rounds: what a
+        # deployment sees, cross-CPU wake-ups included, and the exchanges
+        # whose timing then changes (a GETATTR, CALL and DEL in a row can
+        # meet Nagle and delayed ACKs only when the two ends run at once).
+        groups["trivial-anycpu"] = [
+            P("raw", "raw", "raw", label="raw TCP ping-pong (Rust ↔ Rust)"),
+            P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
+            P("rust", "stock", "trivial"), P("stock", "rust", "trivial"), P("rust", "rust", "trivial"),
+        ]
+        groups["root-anycpu"] = [
+            P("stock", "stock", "root"), P("fast", "fast", "root"), P("fast", "stock", "root"),
+            P("rust", "stock", "root"), P("rust", "rust", "root"),
+        ]
     if "hammer" in only:
         groups["hammer"] = [P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
                             P("fast", "stock", "trivial"), P("stock", "fast", "trivial"),
@@ -718,11 +738,13 @@ def main() -> int:
             print(f"-- {name} (at {time.monotonic() - t_start:.0f} s)", file=sys.stderr, flush=True)
             # One-to-one scenarios share one CPU (see the module doc); the
             # hammer is about using the machine, so it gets all of it.
-            servers.pin(ALL_CPUS if name == "hammer" or args.pin is None else frozenset([args.pin]))
+            free = name == "hammer" or name.endswith("-anycpu") or args.pin is None
+            servers.pin(ALL_CPUS if free else frozenset([args.pin]))
             if name == "hammer":
                 bench_hammer(pairings, servers, frame, args, logdir)
             else:
-                repeats = args.long_repeats if name in ("iter", "bytes") else args.repeats
+                repeats = {"iter": args.long_repeats, "bytes": args.long_repeats}.get(
+                    name, args.anycpu_repeats if name.endswith("-anycpu") else args.repeats)
                 bench_counted(pairings, servers, frame, args, logdir, repeats)
     finally:
         servers.stop()
@@ -917,24 +939,36 @@ def render(groups, frame, args, elapsed):
     def detail(group, title, per):
         if group not in groups:
             return
+        raw_p = find(groups, group, "raw", "raw")
         L.extend([f"#### {title}", "",
-                  f"| client → server | wall / {per} | p50 | CPU client / {per} | CPU server / {per} | speedup vs rpyc → rpyc |",
-                  "|---|---:|---:|---:|---:|---:|"])
+                  f"| client → server | wall / {per} | p50 | CPU client / {per} | CPU server / {per} "
+                  f"| speedup vs rpyc → rpyc |" + (" vs raw: p50 (wall) |" if raw_p else ""),
+                  "|---|---:|---:|---:|---:|---:|" + ("---:|" if raw_p else "")])
         s = find(groups, group, "stock", "stock")
         for p in groups[group]:
             if p.error:
-                L.append(failed_row(p, 6))
+                L.append(failed_row(p, 7 if raw_p else 6))
                 continue
             sp = paired_ratio(p, s, "wall", invert=True) if s and p is not s else None
-            L.append(f"| {p.label} | **{fmt_us(p.median('wall'))}** | {fmt_us(p.median('p50'))} "
-                     f"| {fmt_us(p.median('cpu_client'))} | {fmt_us(p.median('cpu_server'))} "
-                     f"| {fmt_x(sp) if p is not s else '1x'} |")
+            line = (f"| {p.label} | **{fmt_us(p.median('wall'))}** | {fmt_us(p.median('p50'))} "
+                    f"| {fmt_us(p.median('cpu_client'))} | {fmt_us(p.median('cpu_server'))} "
+                    f"| {fmt_x(sp) if s and p is not s else '1x' if p is s else '–'} |")
+            if raw_p:
+                line += (" 1x |" if p is raw_p else
+                         f" {fmt_x(paired_ratio(p, raw_p, 'p50'))} ({fmt_x(paired_ratio(p, raw_p, 'wall'))}) |")
+            L.append(line)
         L.append("")
 
     detail("root", "`conn.root.echo(1)` (GETATTR + CALL; the Rust client does the same two requests)", "call")
     detail("iter", f"One pass over a {items:,}-item remote list ({items + 1:,} round trips)", "pass")
     detail("bytes", f"{mib:g} MiB random bytes echo (`f(payload)`, zlib level 1 both ways, as rpyc's default)",
            "echo")
+    if "trivial-anycpu" in groups or "root-anycpu" in groups:
+        L += ["#### The same without pinning (client and server on any CPU)", "",
+              f"Fewer rounds ({args.anycpu_repeats}); what a deployment sees, cross-CPU wake-ups included, "
+              "so it swings with whatever else this shared machine runs. The targets above are judged pinned.", ""]
+    detail("trivial-anycpu", "Trivial call `f(1)`, any CPU", "call")
+    detail("root-anycpu", "`conn.root.echo(1)`, any CPU", "call")
     if "hammer" in groups:
         L += [f"#### {HAMMER_CLIENTS} client processes calling `f(1)` on one server for {args.hammer_s:g} s", "",
               "| clients → server | aggregate calls/s | CPU clients / call | CPU server / call | vs rpyc → rpyc |",
@@ -965,7 +999,8 @@ def render(groups, frame, args, elapsed):
 
 def to_json(groups, frame, args, checks, elapsed):
     out = {"frame": frame, "pin": args.pin, "repeats": args.repeats, "run_s": args.run_s, "hammer_s": args.hammer_s,
-           "hammer_repeats": args.hammer_repeats, "long_repeats": args.long_repeats, "hammer_clients": HAMMER_CLIENTS,
+           "hammer_repeats": args.hammer_repeats, "long_repeats": args.long_repeats,
+           "anycpu_repeats": args.anycpu_repeats, "hammer_clients": HAMMER_CLIENTS,
            "elapsed_s": elapsed, "date": datetime.datetime.now().isoformat(timespec="seconds"),
            "checks": checks, "groups": {}}
     for name, ps in groups.items():

@@ -210,16 +210,29 @@ fn channel_demo(python: &PathBuf) -> Result<()> {
         for _ in 0..rounds {
             let line = py.line()?;
             let f: Vec<&str> = line.split(' ').collect();
-            let compressed = payload.len() > COMPRESSION_THRESHOLD;
+            // Above the threshold we compress unless zlib would not shrink
+            // the payload (random bytes go raw: rpyc accepts either form).
+            let compressed = f.get(2) == Some(&"1");
+            let wire_len: usize = f.get(3).and_then(|n| n.parse().ok()).unwrap_or(usize::MAX);
+            let flag_ok = if compressed {
+                payload.len() > COMPRESSION_THRESHOLD && wire_len < payload.len()
+            } else {
+                f.get(2) == Some(&"0") && wire_len == payload.len()
+            };
             let ok = f.len() == 5
                 && f[0] == "RECV"
                 && f[1] == payload.len().to_string()
-                && f[2] == (compressed as u8).to_string()
+                && flag_ok
                 && f[4] == crc32(payload).to_string();
             if !ok {
                 return Err(format!("rpyc reported {line:?} for a {}-byte payload", payload.len()));
             }
-            wire = format!("{} {} B", if compressed { "zlib" } else { "raw" }, f[3]);
+            let how = match (compressed, payload.len() > COMPRESSION_THRESHOLD) {
+                (true, _) => "zlib",
+                (false, true) => "raw (incompressible)",
+                (false, false) => "raw",
+            };
+            wire = format!("{how} {} B", f[3]);
             frames += 1;
         }
         println!("  {:<14} {:>9}  {:>26}  {:>11.3} ms", name, payload.len(), wire, ms(*median));
