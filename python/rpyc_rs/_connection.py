@@ -54,7 +54,7 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 import socket
 
 from rpyc.core import consts
-from rpyc.core.async_ import AsyncResult
+from rpyc.core import protocol as _rpyc_protocol
 from rpyc.core.channel import Channel
 from rpyc.core.protocol import DEFAULT_CONFIG
 from rpyc.core.protocol import Connection as _RpycConnection
@@ -72,26 +72,34 @@ __all__ = ["Connection"]
 _LEGACY_FRAMING = int(str(_rpyc_version[0])) < 6
 
 
+def _peer_name(sock):
+    """``host:port`` (or the Unix socket path) of the socket's peer, for the
+    engine's messages ("... closed the connection"); ``""`` if unknown."""
+    try:
+        peer = sock.getpeername()
+    except (OSError, AttributeError, TypeError):
+        return ""
+    if isinstance(peer, tuple):
+        peer = f"{peer[0]}:{peer[1]}"
+    return str(peer)
+
+
 def _owned_socket(channel):
     """The fd, peer name and whether it is TCP, when the engine can own the
     channel's socket: a plain (non-SSL) TCP or Unix socket in a stock
-    SocketStream behind a stock Channel. ``(None, "", False)`` otherwise."""
+    SocketStream behind a stock Channel. ``(None, peer, False)`` otherwise,
+    with the peer's name when the stream has a socket (SSL, tunnels)."""
+    sock = getattr(getattr(channel, "stream", None), "sock", None)
     if type(channel) is not Channel or type(channel.stream) is not SocketStream:
-        return None, "", False
-    sock = getattr(channel.stream, "sock", None)
+        return None, _peer_name(sock), False
     if type(sock) is not socket.socket or sock.type != socket.SOCK_STREAM:
-        return None, "", False
+        return None, _peer_name(sock), False
     if sock.family not in (socket.AF_INET, socket.AF_INET6, socket.AF_UNIX):
-        return None, "", False
-    try:
-        peer = sock.getpeername()
-    except OSError:
-        peer = ""
-    if isinstance(peer, tuple):
-        peer = f"{peer[0]}:{peer[1]}"
+        return None, _peer_name(sock), False
+    peer = _peer_name(sock)
     # The engine waits with timeouts of its own; the socket must block.
     sock.setblocking(True)
-    return sock.fileno(), str(peer), sock.family != socket.AF_UNIX
+    return sock.fileno(), peer, sock.family != socket.AF_UNIX
 
 
 class Connection(_RpycConnection):
@@ -138,7 +146,10 @@ class Connection(_RpycConnection):
             # Nobody waits for a DEL (netref __del__); its reply is dropped.
             self._engine.async_request(handler, args, None)
             return None
-        res = AsyncResult(self)
+        # Looked up in rpyc.core.protocol at each call, as rpyc's own
+        # async_request does, so code that patches it there (rpyc's
+        # test_race does) reaches our requests too.
+        res = _rpyc_protocol.AsyncResult(self)
         self._engine.async_request(handler, args, res)
         if timeout is not None:
             res.set_expiry(timeout)
