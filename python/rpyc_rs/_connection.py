@@ -161,6 +161,20 @@ class Connection(_RpycConnection):
             raise EOFError("connection closed")
         return self._engine.serve(timeout)
 
+    def serve_all(self):
+        """Serves all requests and replies for as long as the connection is
+        alive, then closes it (rpyc's loop, run by the engine)."""
+        try:
+            if not self.closed:
+                self._engine.serve_all()
+        except EOFError:
+            pass
+        except OSError:
+            if not self.closed:
+                raise
+        finally:
+            self.close()
+
     def poll(self, timeout=0):
         """Serves one message if one arrives within ``timeout``; True if so."""
         return self.serve(timeout, False)

@@ -14,6 +14,7 @@ use pyo3::prelude::*;
 mod boxing;
 mod brine;
 mod engine;
+mod serving;
 mod transport;
 
 /// The module initialiser Python calls on `import rpyc_rs._native`.
