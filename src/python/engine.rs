@@ -123,6 +123,17 @@ impl PyWorld {
             Error::Timeout => timeout_error(),
             Error::Closed { reason } => {
                 if let Some(conn) = self.conn(py) {
+                    // Closed here before (rpyc's `close()` marks the
+                    // connection first): say what rpyc's stream says, not
+                    // whatever ended the socket then (often the peer's
+                    // answer to our CLOSE).
+                    let closed_here = conn
+                        .getattr(pyo3::intern!(py, "_closed"))
+                        .and_then(|v| v.is_truthy())
+                        .unwrap_or(false);
+                    if closed_here {
+                        return PyEOFError::new_err("stream has been closed");
+                    }
                     if let Err(err) = conn.call_method0(pyo3::intern!(py, "close")) {
                         log::debug!("closing after EOF failed: {err}");
                     }
