@@ -33,6 +33,7 @@ use crate::protocol::Error;
 use crate::stream::{InterruptHook, Stream};
 
 use super::brine::load_from;
+use super::exiting::{attach, detach};
 use super::transport::PyChannelFrames;
 
 /// The Python world's state: weak handle to the Python connection, and the
@@ -204,7 +205,7 @@ impl PyWorld {
 
 impl Peer for PyWorld {
     fn on_request(&self, _core: &Core, seq: i64, payload: Vec<u8>) {
-        Python::attach(|py| {
+        attach(|py| {
             if let Err(e) = self.serve_request(py, seq, &payload) {
                 self.defer(e);
             }
@@ -212,7 +213,7 @@ impl Peer for PyWorld {
     }
 
     fn on_orphan(&self, payload: Vec<u8>) {
-        Python::attach(|py| {
+        attach(|py| {
             if let Some(conn) = self.conn(py) {
                 // Unboxing creates and drops any proxy it carries, which
                 // sends the DEL the peer is owed.
@@ -298,7 +299,7 @@ impl Engine {
                 let slot = world_slot.clone();
                 let on_signal: InterruptHook = Box::new(move || {
                     let Some(world) = slot.get().and_then(Weak::upgrade) else { return false };
-                    match Python::attach(|py| py.check_signals()) {
+                    match attach(|py| py.check_signals()) {
                         Ok(()) => false,
                         Err(e) => {
                             world.defer(e);
@@ -339,7 +340,7 @@ impl Engine {
                         Box::new(PyChannelFrames { channel: channel.clone_ref(py), world: weak.clone() }),
                         Box::new(PyChannelFrames { channel, world: weak.clone() }),
                         Box::new(move || {
-                            Python::attach(|py| {
+                            attach(|py| {
                                 let _ = closer_ch.bind(py).call_method0("close");
                             })
                         }),
@@ -384,7 +385,7 @@ impl Engine {
         };
         let seq = w.core.next_seq();
         let mut frame = w.build_request(&conn, seq, handler, args)?;
-        let got = py.detach(|| {
+        let got = detach(py, || {
             w.core.send_request(seq, &mut frame)?;
             drop(frame);
             WAITING.with(|s| s.borrow_mut().push((w.id(), seq)));
@@ -424,7 +425,7 @@ impl Engine {
             // not at our next request. (The delayed-ACK stall this used to
             // cost against stock servers is handled by quick ACKs in `stream.rs`.)
             None => {
-                py.detach(|| {
+                detach(py, || {
                     w.core.send_deferred(frame);
                     w.core.flush();
                 });
@@ -433,9 +434,9 @@ impl Engine {
             Some(cb) => {
                 let world: Weak<PyWorld> = Arc::downgrade(&self.world);
                 let on_reply = Box::new(move |r: Result<Vec<u8>, Error>| {
-                    Python::attach(|py| deliver(py, &world, &cb, r));
+                    attach(|py| deliver(py, &world, &cb, r));
                 });
-                py.detach(|| w.core.send_request_with_callback(seq, &mut frame, on_reply))
+                detach(py, || w.core.send_request_with_callback(seq, &mut frame, on_reply))
             }
         };
         sent.map_err(|e| w.raise(py, e))
@@ -447,7 +448,7 @@ impl Engine {
     fn serve(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let w = &*self.world;
         let t = timeout.and_then(seconds);
-        let r = py.detach(|| w.core.serve(w, t));
+        let r = detach(py, || w.core.serve(w, t));
         w.take_deferred()?;
         r.map_err(|e| w.raise(py, e))
     }
@@ -459,7 +460,7 @@ impl Engine {
     fn serve_all(&self, py: Python<'_>) -> PyResult<()> {
         let w = &*self.world;
         loop {
-            let r = py.detach(|| w.core.serve(w, None));
+            let r = detach(py, || w.core.serve(w, None));
             w.take_deferred()?;
             match r {
                 // A wait abandoned for a signal whose handler raised nothing.
@@ -480,7 +481,7 @@ impl Engine {
     #[pyo3(signature = (reason="connection closed"))]
     fn shutdown(&self, py: Python<'_>, reason: &str) {
         let core = &self.world.core;
-        py.detach(|| core.shutdown(reason));
+        detach(py, || core.shutdown(reason));
     }
 
     /// True once the connection has ended.

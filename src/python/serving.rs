@@ -11,6 +11,7 @@ use crate::protocol::message::{parse_header, MSG_EXCEPTION, MSG_REPLY};
 
 use super::brine::{dump_into, to_py_err};
 use super::engine::PyWorld;
+use super::exiting::detach;
 
 impl PyWorld {
     pub(crate) fn serve_request(&self, py: Python<'_>, seq: i64, payload: &[u8]) -> PyResult<()> {
@@ -61,7 +62,7 @@ impl PyWorld {
         let core = &self.core;
         // A send failure means the connection is gone; the read loop
         // reports that to whoever is serving.
-        let _ = py.detach(|| core.send(&mut frame));
+        let _ = detach(py, || core.send(&mut frame));
         // The result and arguments die only now: a proxy among them sends
         // its DEL after our reply, as in rpyc, so the peer never sees an
         // object released before the reply that refers to it.
