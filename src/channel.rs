@@ -70,6 +70,9 @@ impl Default for ChannelConfig {
 pub enum ChannelError {
     /// The peer closed the stream cleanly, between frames.
     Closed,
+    /// The stream ended and said why in its own words (a Python stream's
+    /// `EOFError`, such as an SSL alert); the text is what a user sees.
+    Ended(String),
     /// The stream ended in the middle of a frame.
     Truncated {
         /// Bytes the frame needed in all (header, payload, `\n`).
@@ -106,6 +109,7 @@ impl fmt::Display for ChannelError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ChannelError::Closed => write!(f, "connection closed by peer"),
+            ChannelError::Ended(why) => write!(f, "{why}"),
             ChannelError::Truncated { expected, received } => {
                 write!(f, "connection closed mid-frame ({received} of {expected} bytes received)")
             }

@@ -7,12 +7,34 @@ connection the program's rpyc creates uses rpyc-rs. ``-m MODULE`` runs a
 module instead of a file, as ``python -m`` does.
 """
 
+import builtins
+import importlib.machinery
+import io
+import os
 import runpy
 import sys
+import types
 
 import rpyc_rs
 
 USAGE = "usage: python -m rpyc_rs PROGRAM.py [ARGS...]  |  python -m rpyc_rs -m MODULE [ARGS...]"
+
+
+def _run_program(path):
+    """Runs a program file as ``python PROGRAM.py`` would: in a fresh
+    ``__main__`` module, with an absolute ``__file__``, ``sys.argv[0]`` as
+    given, and the program's own directory first on ``sys.path`` (so the
+    modules beside it import)."""
+    full = os.path.abspath(path)
+    with io.open_code(full) as f:
+        code = compile(f.read(), full, "exec", dont_inherit=True)
+    main = types.ModuleType("__main__")
+    main.__file__ = full
+    main.__builtins__ = builtins
+    main.__loader__ = importlib.machinery.SourceFileLoader("__main__", full)
+    sys.modules["__main__"] = main
+    sys.path[0] = os.path.dirname(full)
+    exec(code, vars(main))
 
 
 def main(argv=None):
@@ -27,7 +49,11 @@ def main(argv=None):
             return 2
         sys.argv = argv[1:]
         runpy.run_module(argv[1], run_name="__main__", alter_sys=True)
+    elif os.path.isfile(argv[0]):
+        sys.argv = argv
+        _run_program(argv[0])
     else:
+        # A directory or zip file with a __main__.py: runpy's job.
         sys.argv = argv
         runpy.run_path(argv[0], run_name="__main__")
     return 0

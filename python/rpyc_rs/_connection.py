@@ -24,7 +24,11 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   overrides ``_box``, ``_unbox``, ``_send``, ``_dispatch``,
   ``_dispatch_request`` or ``sync_request`` is not consulted (``_send``
   raises ``NotImplementedError``). ``sync_request`` is an instance attribute
-  bound to the engine.
+  bound to the engine, and ``serve_all`` loops in the engine rather than
+  calling ``serve`` per message. When ``_HANDLERS[HANDLE_CALL]`` is rpyc's
+  own ``_handle_call``, the engine runs its one line,
+  ``obj(*args, **dict(kwargs))``, itself (a remote traceback then has no
+  ``_handle_call`` frame); a subclass's own handler is called as usual.
 - ``async_request(HANDLE_DEL, ...)`` (what a netref's ``__del__`` sends)
   returns ``None`` rather than an ``AsyncResult``: nobody waits for it.
 - A message that is not well-formed (bad brine, an unknown message type, a
@@ -171,6 +175,20 @@ class Connection(_RpycConnection):
         if self._closed and self._engine.closed:
             raise EOFError("connection closed")
         return self._engine.serve(timeout)
+
+    def serve_all(self):
+        """Serves all requests and replies for as long as the connection is
+        alive, then closes it (rpyc's loop, run by the engine)."""
+        try:
+            if not self.closed:
+                self._engine.serve_all()
+        except EOFError:
+            pass
+        except OSError:
+            if not self.closed:
+                raise
+        finally:
+            self.close()
 
     def poll(self, timeout=0):
         """Serves one message if one arrives within ``timeout``; True if so."""

@@ -16,6 +16,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::thread::ThreadId;
 use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex, MutexGuard};
@@ -49,6 +50,11 @@ enum Slot {
 struct State {
     pending: HashMap<i64, Slot>,
     closed: Option<String>,
+    /// Threads running a reply callback they read. A `serve` caller waits
+    /// for them rather than read: what it waits for (an async result) may
+    /// be the very reply being delivered, and reading would block it on a
+    /// frame that is not coming.
+    delivering: Vec<ThreadId>,
 }
 
 /// The engine of one connection.
@@ -180,7 +186,10 @@ impl Core {
         };
         self.flush_deferred();
         res.map_err(|e| {
-            let reason = format!("sending to {} failed: {e}", self.peer_name);
+            let reason = match e {
+                ChannelError::Ended(why) => why,
+                e => format!("sending to {} failed: {e}", self.peer_name),
+            };
             self.shutdown(&reason);
             Error::Closed { reason }
         })
@@ -328,7 +337,9 @@ impl Core {
             drop(st);
             return Err(self.closed_error());
         }
-        if let Some(rd) = self.reader.try_lock() {
+        let me = std::thread::current().id();
+        let other_delivering = st.delivering.iter().any(|t| *t != me);
+        if let Some(rd) = if other_delivering { None } else { self.reader.try_lock() } {
             drop(st);
             // About to block on reading: nothing queued may wait for a
             // request that is not coming.
@@ -339,9 +350,10 @@ impl Core {
                 Read::Closed => Err(self.closed_error()),
             };
         }
-        // Another thread is reading. Like rpyc, wait for it to finish a
-        // frame and report "nothing served here": the caller re-checks
-        // whatever it waits for (its reply may be what that thread read).
+        // Another thread is reading, or delivering a reply it read. Like
+        // rpyc, wait for it to finish and report "nothing served here": the
+        // caller re-checks whatever it waits for (its reply may be what that
+        // thread read).
         match deadline {
             Some(d) => {
                 self.changed.wait_until(&mut st, d);
@@ -368,6 +380,7 @@ impl Core {
                 drop(rd);
                 let reason = match e {
                     ChannelError::Closed => format!("{} closed the connection", self.peer_name),
+                    ChannelError::Ended(why) => why,
                     other => format!("connection to {} failed: {other}", self.peer_name),
                 };
                 self.shutdown(&reason);
@@ -399,8 +412,11 @@ impl Core {
             }
             Some(Slot::Callback(_)) => {
                 let cb = st.pending.remove(&seq);
+                let _delivering = Delivering::start(self, &mut st);
                 drop(rd);
                 drop(st);
+                // Others may read meanwhile (the callback may itself need
+                // a request answered), but `serve` callers wait for it.
                 self.changed.notify_all();
                 if let Some(Slot::Callback(cb)) = cb {
                     cb(Ok(payload));
@@ -452,6 +468,31 @@ impl Core {
         for cb in callbacks {
             cb(Err(Error::Closed { reason: reason.into() }));
         }
+    }
+}
+
+/// Marks this thread as delivering a reply for as long as it lives (a
+/// panicking callback included), and wakes `serve` callers when it ends.
+struct Delivering<'a> {
+    core: &'a Core,
+}
+
+impl<'a> Delivering<'a> {
+    fn start(core: &'a Core, st: &mut State) -> Self {
+        st.delivering.push(std::thread::current().id());
+        Delivering { core }
+    }
+}
+
+impl Drop for Delivering<'_> {
+    fn drop(&mut self) {
+        let me = std::thread::current().id();
+        let mut st = self.core.state.lock();
+        if let Some(i) = st.delivering.iter().position(|t| *t == me) {
+            st.delivering.swap_remove(i);
+        }
+        drop(st);
+        self.core.changed.notify_all();
     }
 }
 

@@ -21,18 +21,19 @@ use std::thread::ThreadId;
 use std::time::Duration;
 
 use parking_lot::Mutex;
-use pyo3::exceptions::{PyEOFError, PyKeyError, PyOSError, PyTimeoutError, PyValueError};
+use pyo3::exceptions::{PyEOFError, PyOSError, PyTimeoutError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
-use crate::brine::{DecodeOptions, Token};
+use crate::brine::DecodeOptions;
 use crate::channel::{ChannelConfig, FrameReader, FrameWriter};
 use crate::protocol::core::{Core, Peer};
 use crate::protocol::message::{parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
 use crate::protocol::Error;
 use crate::stream::{InterruptHook, Stream};
 
-use super::brine::{dump_into, load_from, to_py_err};
+use super::brine::load_from;
+use super::exiting::{attach, detach};
 use super::transport::PyChannelFrames;
 
 /// The Python world's state: weak handle to the Python connection, and the
@@ -42,11 +43,13 @@ pub(crate) struct PyWorld {
     conn: Py<PyWeakrefReference>,
     pub(crate) local_objects: Py<PyAny>,
     pub(crate) proxy_cache: Py<PyAny>,
-    handlers: Py<PyDict>,
-    config: Py<PyDict>,
+    pub(crate) handlers: Py<PyDict>,
+    pub(crate) config: Py<PyDict>,
+    /// rpyc's own `Connection._handle_call`, which `serving.rs` runs natively.
+    pub(crate) stock_call: Py<PyAny>,
     pub(crate) base_netref: Py<PyType>,
     pub(crate) get_id_pack: Py<PyAny>,
-    opts: DecodeOptions,
+    pub(crate) opts: DecodeOptions,
     /// Exceptions raised while serving (a handler's SystemExit, an error
     /// in an async callback), each to re-raise in the Python call that was
     /// serving on that thread, as rpyc's `serve` would.
@@ -73,7 +76,7 @@ fn timeout_error() -> PyErr {
 }
 
 impl PyWorld {
-    fn conn<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
+    pub(crate) fn conn<'py>(&self, py: Python<'py>) -> Option<Bound<'py, PyAny>> {
         self.conn.bind(py).upgrade()
     }
 
@@ -121,6 +124,17 @@ impl PyWorld {
             Error::Timeout => timeout_error(),
             Error::Closed { reason } => {
                 if let Some(conn) = self.conn(py) {
+                    // Closed here before (rpyc's `close()` marks the
+                    // connection first): say what rpyc's stream says, not
+                    // whatever ended the socket then (often the peer's
+                    // answer to our CLOSE).
+                    let closed_here = conn
+                        .getattr(pyo3::intern!(py, "_closed"))
+                        .and_then(|v| v.is_truthy())
+                        .unwrap_or(false);
+                    if closed_here {
+                        return PyEOFError::new_err("stream has been closed");
+                    }
                     if let Err(err) = conn.call_method0(pyo3::intern!(py, "close")) {
                         log::debug!("closing after EOF failed: {err}");
                     }
@@ -153,7 +167,7 @@ impl PyWorld {
     /// `serve_all` too.) A message that is valid brine but means nothing,
     /// such as an unknown handler or label, is not refused here: rpyc
     /// answers those with an exception, and so do we.
-    fn check_message(&self, payload: &[u8]) -> PyResult<()> {
+    pub(crate) fn check_message(&self, payload: &[u8]) -> PyResult<()> {
         match check_well_formed(payload, self.opts) {
             Ok(()) => Ok(()),
             Err(e) => {
@@ -187,98 +201,11 @@ impl PyWorld {
             other => Err(PyValueError::new_err(format!("expected a reply, got message type {other}"))),
         }
     }
-
-    fn serve_request(&self, py: Python<'_>, seq: i64, payload: &[u8]) -> PyResult<()> {
-        let Some(conn) = self.conn(py) else { return Ok(()) };
-        self.check_message(payload)?;
-        let outcome = self.run_handler(py, &conn, payload);
-        let mut frame = Vec::with_capacity(128);
-        let boxed = match &outcome {
-            Ok((res, _args)) => {
-                self.core.begin_message(&mut frame, MSG_REPLY, seq);
-                self.box_into(&conn, res, &mut frame, 0)
-            }
-            Err(e) => Err(e.clone_ref(py)),
-        };
-        if let Err(err) = boxed {
-            // What rpyc's `_dispatch_request` does with a failed request,
-            // in its order: keep the traceback (`rpyc.classic.pm` reads
-            // it), log, maybe re-raise locally, else answer with it.
-            let t = err.get_type(py);
-            let value = err.value(py);
-            let tb = err.traceback(py).map(|t| t.into_any()).unwrap_or_else(|| py.None().into_bound(py));
-            conn.setattr(pyo3::intern!(py, "_last_traceback"), &tb)?;
-            let config = self.config.bind(py);
-            if let Some(logger) = config.get_item("logger")? {
-                if logger.is_truthy()? && !t.is(py.get_type::<pyo3::exceptions::PyStopIteration>()) {
-                    let kwargs = PyDict::new(py);
-                    kwargs.set_item("exc_info", (&t, value, &tb))?;
-                    logger.call_method("debug", ("Exception caught",), Some(&kwargs))?;
-                }
-            }
-            let propagate = |key: &str| -> PyResult<bool> {
-                match config.get_item(key)? {
-                    Some(v) => v.is_truthy(),
-                    None => Ok(false),
-                }
-            };
-            if (t.is(py.get_type::<pyo3::exceptions::PySystemExit>())
-                && propagate("propagate_SystemExit_locally")?)
-                || (t.is(py.get_type::<pyo3::exceptions::PyKeyboardInterrupt>())
-                    && propagate("propagate_KeyboardInterrupt_locally")?)
-            {
-                return Err(err);
-            }
-            let raw = conn.call_method1(pyo3::intern!(py, "_box_exc"), (t, value, tb))?;
-            self.core.begin_message(&mut frame, MSG_EXCEPTION, seq);
-            dump_into(&raw, &mut frame, 0)?;
-        }
-        let core = &self.core;
-        // A send failure means the connection is gone; the read loop
-        // reports that to whoever is serving.
-        let _ = py.detach(|| core.send(&mut frame));
-        // The result and arguments die only now: a proxy among them sends
-        // its DEL after our reply, as in rpyc, so the peer never sees an
-        // object released before the reply that refers to it.
-        drop(outcome);
-        Ok(())
-    }
-
-    /// Runs the request's handler; returns its result with the arguments,
-    /// which must outlive the reply (see `serve_request`).
-    fn run_handler<'py>(
-        &self,
-        py: Python<'py>,
-        conn: &Bound<'py, PyAny>,
-        payload: &[u8],
-    ) -> PyResult<(Bound<'py, PyAny>, Bound<'py, PyTuple>)> {
-        let h = parse_header(payload, self.opts).map_err(|e| PyValueError::new_err(e.to_string()))?;
-        let mut body = h.body;
-        if body.next_token().map_err(to_py_err)? != Token::Tuple(2) {
-            return Err(PyValueError::new_err("malformed request"));
-        }
-        let handler = match body.next_token().map_err(to_py_err)? {
-            Token::Int(n) => n,
-            _ => return Err(PyValueError::new_err("malformed request: handler is not an int")),
-        };
-        let args = self.unbox(conn, &mut body)?;
-        let args = args
-            .cast_into::<PyTuple>()
-            .map_err(|_| PyValueError::new_err("request arguments are not a tuple"))?;
-        // rpyc looks the handler up with `self._HANDLERS[handler]`: an
-        // unknown one is a KeyError, answered to the peer.
-        let func = self.handlers.bind(py).get_item(handler)?.ok_or_else(|| PyKeyError::new_err(handler))?;
-        let mut call_args = Vec::with_capacity(args.len() + 1);
-        call_args.push(conn.clone());
-        call_args.extend(args.iter());
-        let res = func.call1(PyTuple::new(py, call_args)?)?;
-        Ok((res, args))
-    }
 }
 
 impl Peer for PyWorld {
     fn on_request(&self, _core: &Core, seq: i64, payload: Vec<u8>) {
-        Python::attach(|py| {
+        attach(|py| {
             if let Err(e) = self.serve_request(py, seq, &payload) {
                 self.defer(e);
             }
@@ -286,7 +213,7 @@ impl Peer for PyWorld {
     }
 
     fn on_orphan(&self, payload: Vec<u8>) {
-        Python::attach(|py| {
+        attach(|py| {
             if let Some(conn) = self.conn(py) {
                 // Unboxing creates and drops any proxy it carries, which
                 // sends the DEL the peer is owed.
@@ -298,15 +225,23 @@ impl Peer for PyWorld {
     }
 }
 
-fn cached_netref_base(py: Python<'_>) -> PyResult<(Py<PyType>, Py<PyAny>)> {
-    static BASE: OnceLock<(Py<PyType>, Py<PyAny>)> = OnceLock::new();
-    if let Some((b, g)) = BASE.get() {
-        return Ok((b.clone_ref(py), g.clone_ref(py)));
+/// The rpyc objects every engine uses, looked up once per process.
+struct RpycObjects {
+    base_netref: Py<PyType>,
+    get_id_pack: Py<PyAny>,
+    stock_call: Py<PyAny>,
+}
+
+fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
+    static OBJECTS: OnceLock<RpycObjects> = OnceLock::new();
+    if let Some(o) = OBJECTS.get() {
+        return Ok(o);
     }
-    let base = py.import("rpyc.core.netref")?.getattr("BaseNetref")?.cast_into::<PyType>()?.unbind();
+    let base_netref = py.import("rpyc.core.netref")?.getattr("BaseNetref")?.cast_into::<PyType>()?.unbind();
     let get_id_pack = rpyc_attr(py, "rpyc.lib", "get_id_pack")?;
-    let _ = BASE.set((base.clone_ref(py), get_id_pack.clone_ref(py)));
-    Ok((base, get_id_pack))
+    let stock_call =
+        py.import("rpyc.core.protocol")?.getattr("Connection")?.getattr("_handle_call")?.unbind();
+    Ok(OBJECTS.get_or_init(|| RpycObjects { base_netref, get_id_pack, stock_call }))
 }
 
 /// The native half of an `rpyc_rs.Connection`.
@@ -364,7 +299,7 @@ impl Engine {
                 let slot = world_slot.clone();
                 let on_signal: InterruptHook = Box::new(move || {
                     let Some(world) = slot.get().and_then(Weak::upgrade) else { return false };
-                    match Python::attach(|py| py.check_signals()) {
+                    match attach(|py| py.check_signals()) {
                         Ok(()) => false,
                         Err(e) => {
                             world.defer(e);
@@ -380,7 +315,7 @@ impl Engine {
             }
             None => None,
         };
-        let (base_netref, get_id_pack) = cached_netref_base(py)?;
+        let rpyc = rpyc_objects(py)?;
         let conn_ref = PyWeakrefReference::new(conn)?.unbind();
         let local_objects = conn.getattr("_local_objects")?.unbind();
         let proxy_cache = conn.getattr("_proxy_cache")?.unbind();
@@ -405,7 +340,7 @@ impl Engine {
                         Box::new(PyChannelFrames { channel: channel.clone_ref(py), world: weak.clone() }),
                         Box::new(PyChannelFrames { channel, world: weak.clone() }),
                         Box::new(move || {
-                            Python::attach(|py| {
+                            attach(|py| {
                                 let _ = closer_ch.bind(py).call_method0("close");
                             })
                         }),
@@ -421,8 +356,9 @@ impl Engine {
                 proxy_cache,
                 handlers,
                 config,
-                base_netref,
-                get_id_pack,
+                base_netref: rpyc.base_netref.clone_ref(py),
+                get_id_pack: rpyc.get_id_pack.clone_ref(py),
+                stock_call: rpyc.stock_call.clone_ref(py),
                 opts: DecodeOptions::default(),
                 deferred: Mutex::new(Vec::new()),
                 any_deferred: AtomicBool::new(false),
@@ -449,7 +385,7 @@ impl Engine {
         };
         let seq = w.core.next_seq();
         let mut frame = w.build_request(&conn, seq, handler, args)?;
-        let got = py.detach(|| {
+        let got = detach(py, || {
             w.core.send_request(seq, &mut frame)?;
             drop(frame);
             WAITING.with(|s| s.borrow_mut().push((w.id(), seq)));
@@ -489,7 +425,7 @@ impl Engine {
             // not at our next request. (The delayed-ACK stall this used to
             // cost against stock servers is handled by quick ACKs in `stream.rs`.)
             None => {
-                py.detach(|| {
+                detach(py, || {
                     w.core.send_deferred(frame);
                     w.core.flush();
                 });
@@ -498,9 +434,9 @@ impl Engine {
             Some(cb) => {
                 let world: Weak<PyWorld> = Arc::downgrade(&self.world);
                 let on_reply = Box::new(move |r: Result<Vec<u8>, Error>| {
-                    Python::attach(|py| deliver(py, &world, &cb, r));
+                    attach(|py| deliver(py, &world, &cb, r));
                 });
-                py.detach(|| w.core.send_request_with_callback(seq, &mut frame, on_reply))
+                detach(py, || w.core.send_request_with_callback(seq, &mut frame, on_reply))
             }
         };
         sent.map_err(|e| w.raise(py, e))
@@ -512,16 +448,40 @@ impl Engine {
     fn serve(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
         let w = &*self.world;
         let t = timeout.and_then(seconds);
-        let r = py.detach(|| w.core.serve(w, t));
+        let r = detach(py, || w.core.serve(w, t));
         w.take_deferred()?;
         r.map_err(|e| w.raise(py, e))
+    }
+
+    /// Serves requests and replies until the connection ends (rpyc's
+    /// `serve_all` loop, without a Python call per message). Returns when
+    /// the connection is closed, by either side; raises what a handler
+    /// deferred (say `SystemExit`) or a signal handler raised.
+    fn serve_all(&self, py: Python<'_>) -> PyResult<()> {
+        let w = &*self.world;
+        loop {
+            let r = detach(py, || w.core.serve(w, None));
+            w.take_deferred()?;
+            match r {
+                // A wait abandoned for a signal whose handler raised nothing.
+                Ok(_) | Err(Error::Timeout) => {}
+                Err(Error::Closed { .. }) => {
+                    // The peer is gone: rpyc's serve_all closes and returns.
+                    if let Some(conn) = w.conn(py) {
+                        conn.call_method0(pyo3::intern!(py, "close"))?;
+                    }
+                    return Ok(());
+                }
+                Err(e) => return Err(w.raise(py, e)),
+            }
+        }
     }
 
     /// Ends the connection at once: pending calls fail, the socket is shut.
     #[pyo3(signature = (reason="connection closed"))]
     fn shutdown(&self, py: Python<'_>, reason: &str) {
         let core = &self.world.core;
-        py.detach(|| core.shutdown(reason));
+        detach(py, || core.shutdown(reason));
     }
 
     /// True once the connection has ended.
@@ -545,30 +505,11 @@ fn seconds(s: f64) -> Option<Duration> {
     Duration::try_from_secs_f64(s).ok()
 }
 
-/// Walks a whole message (type, `(seq, body)`) without building anything:
+/// Checks a whole message (type, `(seq, body)`) without building anything:
 /// well-formed brine, nesting within the depth limit, no trailing bytes.
 fn check_well_formed(payload: &[u8], opts: DecodeOptions) -> Result<(), String> {
-    let h = parse_header(payload, opts).map_err(|e| e.to_string())?;
-    let mut dec = h.body;
-    // Items still to read at each open level; the body is the one item left
-    // in the (seq, body) pair.
-    let mut pending: Vec<usize> = vec![1];
-    while let Some(left) = pending.last_mut() {
-        if *left == 0 {
-            pending.pop();
-            dec.leave();
-            continue;
-        }
-        *left -= 1;
-        let n = match dec.next_token().map_err(|e| e.to_string())? {
-            Token::Tuple(n) | Token::FrozenSet(n) => n,
-            Token::Slice => 3,
-            _ => continue,
-        };
-        dec.enter().map_err(|e| e.to_string())?;
-        pending.push(n);
-    }
-    dec.finish().map_err(|e| e.to_string())
+    let mut body = parse_header(payload, opts).map_err(|e| e.to_string())?.body;
+    body.skip_value().and_then(|()| body.finish()).map_err(|e| e.to_string())
 }
 
 /// Hands a reply to an async callback as `callback(is_exc, obj)`.

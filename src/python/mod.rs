@@ -14,6 +14,8 @@ use pyo3::prelude::*;
 mod boxing;
 mod brine;
 mod engine;
+mod exiting;
+mod serving;
 mod transport;
 
 /// The module initialiser Python calls on `import rpyc_rs._native`.
@@ -25,5 +27,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     brine::register(m)?;
     engine::register(m)?;
+    exiting::register(m)?;
     Ok(())
 }

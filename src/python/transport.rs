@@ -12,6 +12,7 @@ use pyo3::prelude::*;
 use crate::channel::{ChannelError, FrameSink, FrameSource};
 
 use super::engine::PyWorld;
+use super::exiting::attach;
 
 /// Reads and writes frames through a Python `rpyc` channel, for streams
 /// whose bytes we cannot own (SSL sockets, pipes, tunnels).
@@ -27,7 +28,7 @@ impl PyChannelFrames {
     /// to the Python call waiting on this thread, and the connection lives.
     fn error(&self, py: Python<'_>, e: PyErr) -> ChannelError {
         if e.is_instance_of::<PyEOFError>(py) {
-            return ChannelError::Closed;
+            return ended(py, &e);
         }
         if e.is_instance_of::<PyOSError>(py) {
             return ChannelError::Io(std::io::Error::other(e.to_string()));
@@ -42,9 +43,20 @@ impl PyChannelFrames {
     }
 }
 
+/// The stream's `EOFError` as a channel error, keeping its message (rpyc
+/// raises it as it is: an SSL alert, "connection closed by peer"...).
+fn ended(py: Python<'_>, e: &PyErr) -> ChannelError {
+    let why = e.value(py).to_string();
+    if why.is_empty() {
+        ChannelError::Closed
+    } else {
+        ChannelError::Ended(why)
+    }
+}
+
 impl FrameSource for PyChannelFrames {
     fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
-        Python::attach(|py| {
+        attach(|py| {
             let ch = self.channel.bind(py);
             let t = timeout.map(|d| d.as_secs_f64());
             let ready = ch.call_method1("poll", (t,)).and_then(|r| r.is_truthy());
@@ -69,11 +81,11 @@ impl FrameSource for PyChannelFrames {
 impl FrameSink for PyChannelFrames {
     fn send_prepared(&mut self, buf: &mut Vec<u8>) -> Result<(), ChannelError> {
         let payload = &buf[crate::channel::HEADER_LEN..];
-        Python::attach(|py| {
+        attach(|py| {
             let data = pyo3::types::PyBytes::new(py, payload);
             self.channel.bind(py).call_method1("send", (data,)).map(drop).map_err(|e| {
                 if e.is_instance_of::<PyEOFError>(py) {
-                    ChannelError::Closed
+                    ended(py, &e)
                 } else {
                     ChannelError::Io(std::io::Error::other(e.to_string()))
                 }

@@ -15,17 +15,22 @@
 //! stream returns `Ok(0)`. The channel builds "EOF between frames" versus
 //! "EOF mid-frame" on top of that.
 
-use std::collections::VecDeque;
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 use std::path::Path;
 use std::process::{Child, ChildStdin, Command, Stdio};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
+
+mod memory;
+mod socket;
+
+use memory::{MemReader, MemWriter, Pipe};
+use socket::{set_int_option, AckDebt, FdReader, SocketReader, SocketWriter};
 
 /// The receiving half of a stream.
 pub trait ReadHalf: Send {
@@ -74,130 +79,6 @@ impl std::fmt::Debug for Stream {
 /// wait, reported as a timeout.
 pub type InterruptHook = Box<dyn FnMut() -> bool + Send>;
 
-/// Waits until `fd` is readable (or hung up), at most `timeout`. False when
-/// the time ran out or `on_interrupt` abandoned the wait.
-fn wait_readable(
-    fd: RawFd,
-    timeout: Option<Duration>,
-    mut on_interrupt: Option<&mut InterruptHook>,
-) -> io::Result<bool> {
-    let deadline = timeout.map(|t| Instant::now() + t);
-    loop {
-        let ms: libc::c_int = match deadline {
-            None => -1,
-            Some(d) => {
-                let left = d.saturating_duration_since(Instant::now());
-                // Round up so a sub-millisecond wait does not spin.
-                let ms = left.as_micros().div_ceil(1000);
-                ms.min(libc::c_int::MAX as u128) as libc::c_int
-            }
-        };
-        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-        // SAFETY: one valid pollfd on the stack, count 1.
-        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
-        if rc > 0 {
-            return Ok(true);
-        }
-        if rc == 0 {
-            if deadline.is_some_and(|d| Instant::now() >= d) {
-                return Ok(false);
-            }
-            continue;
-        }
-        let err = io::Error::last_os_error();
-        if err.kind() != io::ErrorKind::Interrupted {
-            return Err(err);
-        }
-        if let Some(hook) = on_interrupt.as_mut() {
-            if hook() {
-                return Ok(false);
-            }
-        }
-    }
-}
-
-fn timed_out() -> io::Error {
-    io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for data")
-}
-
-fn set_int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) {
-    let one: libc::c_int = 1;
-    // SAFETY: a socket descriptor the caller keeps open and a c_int option
-    // of its size. A failure only loses the optimisation.
-    unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            &one as *const libc::c_int as *const libc::c_void,
-            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
-        );
-    }
-}
-
-/// Reads from any file-descriptor-backed reader with a timeout.
-///
-/// On TCP it acknowledges every read at once (`TCP_QUICKACK`). Stock rpyc
-/// servers leave Nagle's algorithm on: when such a server has two replies
-/// to send back to back, it holds the second until the first is
-/// acknowledged, and Linux delays that ACK by up to 40 ms because we have
-/// nothing to send while we wait. Linux falls back to delayed ACKs by
-/// itself, so the option is set again after every read (one cheap syscall).
-struct FdReader<R: Read + AsRawFd + Send> {
-    inner: R,
-    quickack: bool,
-    on_interrupt: Option<InterruptHook>,
-}
-
-impl<R: Read + AsRawFd + Send> FdReader<R> {
-    fn new(inner: R, quickack: bool) -> Self {
-        FdReader { inner, quickack, on_interrupt: None }
-    }
-}
-
-impl<R: Read + AsRawFd + Send> ReadHalf for FdReader<R> {
-    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
-        let fd = self.inner.as_raw_fd();
-        if (timeout.is_some() || self.on_interrupt.is_some())
-            && !wait_readable(fd, timeout, self.on_interrupt.as_mut())?
-        {
-            return Err(timed_out());
-        }
-        let n = loop {
-            match self.inner.read(buf) {
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                other => break other?,
-            }
-        };
-        if n > 0 && self.quickack {
-            set_int_option(fd, libc::IPPROTO_TCP, libc::TCP_QUICKACK);
-        }
-        Ok(n)
-    }
-}
-
-struct TcpWriter(TcpStream);
-
-impl WriteHalf for TcpWriter {
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.write_all(data)
-    }
-    fn shutdown(&mut self) -> io::Result<()> {
-        self.0.shutdown(Shutdown::Both)
-    }
-}
-
-struct UnixWriter(UnixStream);
-
-impl WriteHalf for UnixWriter {
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        self.0.write_all(data)
-    }
-    fn shutdown(&mut self) -> io::Result<()> {
-        self.0.shutdown(Shutdown::Both)
-    }
-}
-
 impl Stream {
     /// Connects over TCP to the first address of `addr` that answers, each
     /// attempt bounded by `timeout`.
@@ -221,18 +102,7 @@ impl Stream {
     pub fn from_tcp(s: TcpStream) -> io::Result<Stream> {
         s.set_nodelay(true)?;
         let peer = s.peer_addr().map(|a| a.to_string()).unwrap_or_else(|_| "tcp".into());
-        let w = s.try_clone()?;
-        let c = s.try_clone()?;
-        let fd = Some(s.as_raw_fd());
-        Ok(Stream {
-            fd,
-            reader: Box::new(FdReader::new(s, true)),
-            writer: Box::new(TcpWriter(w)),
-            closer: Box::new(move || {
-                let _ = c.shutdown(Shutdown::Both);
-            }),
-            peer,
-        })
+        Stream::from_socket(OwnedFd::from(s), peer, true, None)
     }
 
     /// Connects to a Unix domain socket.
@@ -250,18 +120,7 @@ impl Stream {
             .ok()
             .and_then(|a| a.as_pathname().map(|p| p.display().to_string()))
             .unwrap_or_else(|| "unix".into());
-        let w = s.try_clone()?;
-        let c = s.try_clone()?;
-        let fd = Some(s.as_raw_fd());
-        Ok(Stream {
-            fd,
-            reader: Box::new(FdReader::new(s, false)),
-            writer: Box::new(UnixWriter(w)),
-            closer: Box::new(move || {
-                let _ = c.shutdown(Shutdown::Both);
-            }),
-            peer,
-        })
+        Stream::from_socket(OwnedFd::from(s), peer, false, None)
     }
 
     /// Wraps a connected stream socket of any family (TCP or Unix) that
@@ -270,22 +129,35 @@ impl Stream {
     /// `tcp` turns on Nagle-free writes and quick ACKs. `on_interrupt` runs
     /// when a signal interrupts a wait for data.
     pub fn from_socket_fd(
-        fd: std::os::fd::OwnedFd,
+        fd: OwnedFd,
+        peer: String,
+        tcp: bool,
+        on_interrupt: Option<InterruptHook>,
+    ) -> io::Result<Stream> {
+        if tcp {
+            set_int_option(fd.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY);
+        }
+        Stream::from_socket(fd, peer, tcp, on_interrupt)
+    }
+
+    /// The halves of any connected stream socket. `UnixStream` is only the
+    /// owner of the descriptor here: `recv`, `send` and `shutdown` are the
+    /// same syscalls for every address family.
+    fn from_socket(
+        fd: OwnedFd,
         peer: String,
         tcp: bool,
         on_interrupt: Option<InterruptHook>,
     ) -> io::Result<Stream> {
         let s = UnixStream::from(fd);
-        if tcp {
-            set_int_option(s.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_NODELAY);
-        }
         let w = s.try_clone()?;
         let c = s.try_clone()?;
         let fd = Some(s.as_raw_fd());
+        let ack = tcp.then(AckDebt::default);
         Ok(Stream {
             fd,
-            reader: Box::new(FdReader { inner: s, quickack: tcp, on_interrupt }),
-            writer: Box::new(UnixWriter(w)),
+            reader: Box::new(SocketReader::new(s, ack.clone(), on_interrupt)),
+            writer: Box::new(SocketWriter { sock: w, ack }),
             closer: Box::new(move || {
                 let _ = c.shutdown(Shutdown::Both);
             }),
@@ -306,7 +178,7 @@ impl Stream {
         let fd = Some(stdout.as_raw_fd());
         Ok(Stream {
             fd,
-            reader: Box::new(FdReader::new(stdout, false)),
+            reader: Box::new(FdReader { inner: stdout }),
             writer: Box::new(ChildWriter { stdin: Some(stdin), child }),
             closer: Box::new(move || {
                 let mut c = killer.lock();
@@ -376,85 +248,6 @@ impl WriteHalf for ChildWriter {
 impl Drop for ChildWriter {
     fn drop(&mut self) {
         let _ = self.shutdown();
-    }
-}
-
-/// One direction of an in-memory stream.
-#[derive(Default)]
-struct Pipe {
-    state: Mutex<PipeState>,
-    ready: Condvar,
-}
-
-#[derive(Default)]
-struct PipeState {
-    data: VecDeque<u8>,
-    closed: bool,
-}
-
-impl Pipe {
-    fn close(&self) {
-        self.state.lock().closed = true;
-        self.ready.notify_all();
-    }
-}
-
-struct MemReader(Arc<Pipe>);
-
-impl ReadHalf for MemReader {
-    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
-        let deadline = timeout.map(|t| Instant::now() + t);
-        let mut st = self.0.state.lock();
-        while st.data.is_empty() && !st.closed {
-            match deadline {
-                None => self.0.ready.wait(&mut st),
-                Some(d) => {
-                    if self.0.ready.wait_until(&mut st, d).timed_out() && st.data.is_empty() {
-                        return if st.closed { Ok(0) } else { Err(timed_out()) };
-                    }
-                }
-            }
-        }
-        let n = buf.len().min(st.data.len());
-        for (slot, byte) in buf.iter_mut().zip(st.data.drain(..n)) {
-            *slot = byte;
-        }
-        Ok(n)
-    }
-}
-
-impl Drop for MemReader {
-    fn drop(&mut self) {
-        self.0.close();
-    }
-}
-
-struct MemWriter {
-    out: Arc<Pipe>,
-    back: Arc<Pipe>,
-}
-
-impl WriteHalf for MemWriter {
-    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
-        let mut st = self.out.state.lock();
-        if st.closed {
-            return Err(io::Error::new(io::ErrorKind::BrokenPipe, "peer closed"));
-        }
-        st.data.extend(data);
-        drop(st);
-        self.out.ready.notify_all();
-        Ok(())
-    }
-    fn shutdown(&mut self) -> io::Result<()> {
-        self.out.close();
-        self.back.close();
-        Ok(())
-    }
-}
-
-impl Drop for MemWriter {
-    fn drop(&mut self) {
-        self.out.close();
     }
 }
 

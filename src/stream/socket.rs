@@ -1,0 +1,374 @@
+//! The halves of a socket (TCP or Unix) and of other descriptors.
+//!
+//! A socket read with a timeout is one `recv` that the kernel bounds
+//! (`SO_RCVTIMEO`), not a `poll` followed by a `read`: on a request/reply
+//! protocol every call waits once per message, so the second syscall is a
+//! measurable share of a loopback round trip. The option is set only when
+//! the wanted timeout moves far from the one already set (an early kernel
+//! timeout just means a `poll` for the rest), so steady traffic sets it once.
+//!
+//! On TCP, acknowledgements are forced (`TCP_QUICKACK`) only when waiting
+//! without having sent since data arrived. A peer with Nagle's algorithm on
+//! (stock rpyc servers) holds its second small message until the first is
+//! acknowledged, and Linux delays that ACK by up to 40 ms if we have nothing
+//! to send; forcing it is a whole extra packet, which a send that carries
+//! the ACK makes unnecessary. So the reader notes "data received since our
+//! last send", the writer clears the note, and a reader about to wait with
+//! the note set forces the ACK first.
+
+use std::io::{self, Read, Write};
+use std::net::Shutdown;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::UnixStream;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::{InterruptHook, ReadHalf, WriteHalf};
+
+/// "Data has arrived since our last send", shared by a TCP socket's halves.
+pub(super) type AckDebt = Arc<AtomicBool>;
+
+/// Waits until `fd` is readable (or hung up), at most `timeout`. False when
+/// the time ran out or `on_interrupt` abandoned the wait.
+pub(super) fn wait_readable(
+    fd: RawFd,
+    timeout: Option<Duration>,
+    mut on_interrupt: Option<&mut InterruptHook>,
+) -> io::Result<bool> {
+    let deadline = timeout.map(|t| Instant::now() + t);
+    loop {
+        let ms: libc::c_int = match deadline {
+            None => -1,
+            Some(d) => {
+                let left = d.saturating_duration_since(Instant::now());
+                // Round up so a sub-millisecond wait does not spin.
+                let ms = left.as_micros().div_ceil(1000);
+                ms.min(libc::c_int::MAX as u128) as libc::c_int
+            }
+        };
+        let mut pfd = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+        // SAFETY: one valid pollfd on the stack, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, ms) };
+        if rc > 0 {
+            return Ok(true);
+        }
+        if rc == 0 {
+            if deadline.is_some_and(|d| Instant::now() >= d) {
+                return Ok(false);
+            }
+            continue;
+        }
+        let err = io::Error::last_os_error();
+        if err.kind() != io::ErrorKind::Interrupted {
+            return Err(err);
+        }
+        if let Some(hook) = on_interrupt.as_mut() {
+            if hook() {
+                return Ok(false);
+            }
+        }
+    }
+}
+
+pub(super) fn timed_out() -> io::Error {
+    io::Error::new(io::ErrorKind::TimedOut, "timed out waiting for data")
+}
+
+/// Sets an int socket option to 1. A failure only loses an optimisation.
+pub(super) fn set_int_option(fd: RawFd, level: libc::c_int, name: libc::c_int) {
+    let one: libc::c_int = 1;
+    // SAFETY: a socket descriptor the caller keeps open and a c_int option
+    // of its size.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            level,
+            name,
+            &one as *const libc::c_int as *const libc::c_void,
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
+}
+
+/// Sets `SO_RCVTIMEO`; `None` (the kernel's 0) blocks without limit.
+fn set_receive_timeout(fd: RawFd, t: Option<Duration>) -> io::Result<()> {
+    let tv = match t {
+        None => libc::timeval { tv_sec: 0, tv_usec: 0 },
+        Some(d) => {
+            // Past ~34 years the kernel treats it as "no limit" anyway; and
+            // a zero timeval would mean no limit, so a tiny one is 1 µs.
+            let secs = d.as_secs().min(1 << 30) as libc::time_t;
+            let usec = d.subsec_micros() as libc::suseconds_t;
+            libc::timeval { tv_sec: secs, tv_usec: if secs == 0 && usec == 0 { 1 } else { usec } }
+        }
+    };
+    // SAFETY: a socket descriptor the caller keeps open and a timeval of
+    // the option's size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_RCVTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
+/// The receiving half of a connected socket, TCP or Unix.
+pub(super) struct SocketReader {
+    sock: UnixStream,
+    /// Shared with the writer on TCP; `None` on Unix sockets (no ACKs).
+    ack: Option<AckDebt>,
+    /// What `SO_RCVTIMEO` is set to, as far as we know: `None` when unknown
+    /// (nothing set yet), `Some(None)` for no limit.
+    timeo: Option<Option<Duration>>,
+    /// Setting `SO_RCVTIMEO` failed once: wait with `poll` from then on.
+    poll_only: bool,
+    on_interrupt: Option<InterruptHook>,
+}
+
+impl SocketReader {
+    /// A reader on `sock` (any connected stream socket: the receive
+    /// syscalls are the same for every family).
+    pub(super) fn new(sock: UnixStream, ack: Option<AckDebt>, on_interrupt: Option<InterruptHook>) -> Self {
+        SocketReader { sock, ack, timeo: None, poll_only: false, on_interrupt }
+    }
+
+    /// Makes the kernel's receive timeout fit a wait of `want`: at most
+    /// `want` (returning early only costs a `poll` for the rest), and not
+    /// below half of it, so that waits of about the same length (a
+    /// connection's request timeout, a serve loop's tick) set it once.
+    fn fit_timeout(&mut self, want: Option<Duration>) -> io::Result<()> {
+        let fits = match (self.timeo, want) {
+            (Some(None), None) => true,
+            (Some(Some(have)), Some(w)) => have <= w && have >= w / 2,
+            _ => false,
+        };
+        if fits {
+            return Ok(());
+        }
+        let set = want.map(|w| w * 3 / 4);
+        self.timeo = None;
+        set_receive_timeout(self.sock.as_raw_fd(), set)?;
+        self.timeo = Some(set);
+        Ok(())
+    }
+
+    /// One `recv`; `None` for "would block / kernel timeout".
+    fn recv(&mut self, buf: &mut [u8], flags: libc::c_int) -> io::Result<Option<usize>> {
+        loop {
+            // SAFETY: `buf` is valid for `buf.len()` writable bytes and the
+            // descriptor is owned by `self.sock`.
+            let rc = unsafe {
+                libc::recv(self.sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags)
+            };
+            if rc >= 0 {
+                return Ok(Some(rc as usize));
+            }
+            let err = io::Error::last_os_error();
+            match err.kind() {
+                io::ErrorKind::WouldBlock => return Ok(None),
+                io::ErrorKind::Interrupted => {
+                    if let Some(hook) = self.on_interrupt.as_mut() {
+                        if hook() {
+                            return Err(timed_out());
+                        }
+                    }
+                }
+                _ => return Err(err),
+            }
+        }
+    }
+
+    fn read_inner(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        let deadline = timeout.map(|t| Instant::now() + t);
+        if self.poll_only {
+            if !wait_readable(self.sock.as_raw_fd(), timeout, self.on_interrupt.as_mut())? {
+                return Err(timed_out());
+            }
+            return self.recv(buf, libc::MSG_DONTWAIT)?.ok_or_else(timed_out);
+        }
+        loop {
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if left == Some(Duration::ZERO) {
+                // A poll: whatever has arrived, without waiting.
+                return self.recv(buf, libc::MSG_DONTWAIT)?.ok_or_else(timed_out);
+            }
+            if let Err(e) = self.fit_timeout(left) {
+                log::debug!("SO_RCVTIMEO failed ({e}); waiting with poll instead");
+                self.poll_only = true;
+                return self.read_inner(buf, left);
+            }
+            if let Some(n) = self.recv(buf, 0)? {
+                return Ok(n);
+            }
+            // The kernel's timeout ran out (it may be shorter than ours), or
+            // someone made the descriptor non-blocking: wait for the rest
+            // with poll rather than spin.
+            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            if !wait_readable(self.sock.as_raw_fd(), left, self.on_interrupt.as_mut())? {
+                return Err(timed_out());
+            }
+        }
+    }
+}
+
+impl ReadHalf for SocketReader {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        if let Some(ack) = &self.ack {
+            // About to wait with data unacknowledged: see the module docs.
+            if ack.swap(false, Ordering::Relaxed) {
+                set_int_option(self.sock.as_raw_fd(), libc::IPPROTO_TCP, libc::TCP_QUICKACK);
+            }
+        }
+        let n = self.read_inner(buf, timeout)?;
+        if n > 0 {
+            if let Some(ack) = &self.ack {
+                ack.store(true, Ordering::Relaxed);
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The sending half of a connected socket, TCP or Unix.
+pub(super) struct SocketWriter {
+    pub(super) sock: UnixStream,
+    pub(super) ack: Option<AckDebt>,
+}
+
+impl WriteHalf for SocketWriter {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        // Cleared before the send: data arriving meanwhile sets it again,
+        // which at worst forces one ACK too many, never one too few.
+        if let Some(ack) = &self.ack {
+            ack.store(false, Ordering::Relaxed);
+        }
+        self.sock.write_all(data)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.sock.shutdown(Shutdown::Both)
+    }
+}
+
+/// Reads from a descriptor that is not a socket (a child's stdout), waiting
+/// with `poll`.
+pub(super) struct FdReader<R: Read + AsRawFd + Send> {
+    pub(super) inner: R,
+}
+
+impl<R: Read + AsRawFd + Send> ReadHalf for FdReader<R> {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        if timeout.is_some() && !wait_readable(self.inner.as_raw_fd(), timeout, None)? {
+            return Err(timed_out());
+        }
+        loop {
+            match self.inner.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                other => return other,
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{TcpListener, TcpStream};
+    use std::os::fd::OwnedFd;
+
+    use super::super::Stream;
+    use super::*;
+
+    fn tcp_pair() -> (Stream, TcpStream) {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        let c = TcpStream::connect(l.local_addr().unwrap()).unwrap();
+        let (s, _) = l.accept().unwrap();
+        (Stream::from_tcp(c).unwrap(), s)
+    }
+
+    fn read_exact(st: &mut Stream, n: usize) -> Vec<u8> {
+        let mut buf = vec![0u8; n];
+        let mut got = 0;
+        while got < n {
+            got += st.reader.read_timeout(&mut buf[got..], Some(Duration::from_secs(5))).unwrap();
+        }
+        buf
+    }
+
+    #[test]
+    fn timeouts_hold_whatever_was_set_before() {
+        let (mut st, mut peer) = tcp_pair();
+        let mut buf = [0u8; 8];
+        // Long, then shorter (the kernel's timeout must be lowered), then
+        // a poll, then "no limit" answered by data.
+        for ms in [60u64, 15, 0] {
+            let t0 = Instant::now();
+            let e = st.reader.read_timeout(&mut buf, Some(Duration::from_millis(ms))).unwrap_err();
+            assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+            let took = t0.elapsed();
+            assert!(took >= Duration::from_millis(ms), "{ms} ms wait returned after {took:?}");
+        }
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(30));
+            peer.write_all(b"late").unwrap();
+            peer
+        });
+        let n = st.reader.read_timeout(&mut buf, None).unwrap();
+        assert_eq!(&buf[..n], b"late");
+        drop(writer.join().unwrap());
+        assert_eq!(st.reader.read_timeout(&mut buf, Some(Duration::from_secs(5))).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_non_blocking_descriptor_waits_instead_of_spinning() {
+        let (a, mut b) = UnixStream::pair().unwrap();
+        a.set_nonblocking(true).unwrap();
+        let mut st = Stream::from_socket_fd(OwnedFd::from(a), "pair".into(), false, None).unwrap();
+        let mut buf = [0u8; 8];
+        let t0 = Instant::now();
+        let e = st.reader.read_timeout(&mut buf, Some(Duration::from_millis(40))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        assert!(t0.elapsed() >= Duration::from_millis(40));
+        b.write_all(b"x").unwrap();
+        assert_eq!(st.reader.read_timeout(&mut buf, Some(Duration::from_secs(5))).unwrap(), 1);
+    }
+
+    /// The stall the quick ACK exists for: a peer with Nagle on sends two
+    /// small messages back to back; the second leaves only once the first
+    /// is acknowledged. We read the first and wait for the second without
+    /// sending anything, which is when Linux would delay our ACK by 40 ms
+    /// (once the connection looks interactive). 20 such exchanges stalling
+    /// would take 800 ms; without stalls they take a few.
+    #[test]
+    fn waiting_without_sending_acknowledges_at_once() {
+        let (mut st, mut peer) = tcp_pair();
+        peer.set_nodelay(false).unwrap();
+        // Interactive traffic first, so the kernel leaves quick-ACK mode.
+        for _ in 0..50 {
+            st.writer.write_all(b"q").unwrap();
+            let mut b = [0u8; 1];
+            peer.read_exact(&mut b).unwrap();
+            peer.write_all(b"r").unwrap();
+            read_exact(&mut st, 1);
+        }
+        let t0 = Instant::now();
+        for _ in 0..20 {
+            st.writer.write_all(b"q").unwrap();
+            let mut b = [0u8; 1];
+            peer.read_exact(&mut b).unwrap();
+            peer.write_all(b"first").unwrap();
+            peer.write_all(b"second").unwrap();
+            assert_eq!(read_exact(&mut st, 5), b"first");
+            assert_eq!(read_exact(&mut st, 6), b"second");
+        }
+        let took = t0.elapsed();
+        assert!(took < Duration::from_millis(400), "20 exchanges took {took:?}: delayed-ACK stalls");
+    }
+}
