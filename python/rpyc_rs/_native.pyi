@@ -103,6 +103,14 @@ class Engine:
             ``propagate_SystemExit_locally``...), and a signal handler's
             exception (``KeyboardInterrupt``).
         """
+    def serve_all(self) -> None:
+        """Serves requests and replies until the connection ends (rpyc's
+        ``serve_all`` loop, run natively); returns once it is closed, by
+        either side, after closing the Python connection.
+
+        Raises:
+            what ``serve`` raises, except ``EOFError``.
+        """
     def shutdown(self, reason: str = "connection closed") -> None:
         """Ends the connection at once: pending calls fail with ``EOFError``
         and the socket is shut down."""
@@ -111,3 +119,7 @@ class Engine:
         """True once the connection has ended."""
     def fileno(self) -> Optional[int]:
         """The descriptor the engine reads, if it owns one."""
+
+def _at_exit() -> None:
+    """The ``atexit`` hook the module registers at import: from then on,
+    threads blocked in the engine do not re-enter the exiting interpreter."""

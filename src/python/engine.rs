@@ -379,7 +379,7 @@ impl Engine {
     ) -> PyResult<Bound<'py, PyAny>> {
         let w = &*self.world;
         let conn = w.conn(py).ok_or_else(|| PyEOFError::new_err("connection was garbage-collected"))?;
-        let timeout = match w.config.bind(py).get_item("sync_request_timeout")? {
+        let timeout = match w.config.bind(py).get_item(pyo3::intern!(py, "sync_request_timeout"))? {
             Some(t) if !t.is_none() => seconds(t.extract()?),
             _ => None,
         };

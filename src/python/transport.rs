@@ -59,13 +59,13 @@ impl FrameSource for PyChannelFrames {
         attach(|py| {
             let ch = self.channel.bind(py);
             let t = timeout.map(|d| d.as_secs_f64());
-            let ready = ch.call_method1("poll", (t,)).and_then(|r| r.is_truthy());
+            let ready = ch.call_method1(pyo3::intern!(py, "poll"), (t,)).and_then(|r| r.is_truthy());
             match ready {
                 Ok(false) => return Err(ChannelError::Timeout),
                 Ok(true) => {}
                 Err(e) => return Err(self.error(py, e)),
             }
-            match ch.call_method0("recv") {
+            match ch.call_method0(pyo3::intern!(py, "recv")) {
                 Ok(data) => data
                     .extract::<Vec<u8>>()
                     .map_err(|e| ChannelError::Io(std::io::Error::other(e.to_string()))),
@@ -83,7 +83,7 @@ impl FrameSink for PyChannelFrames {
         let payload = &buf[crate::channel::HEADER_LEN..];
         attach(|py| {
             let data = pyo3::types::PyBytes::new(py, payload);
-            self.channel.bind(py).call_method1("send", (data,)).map(drop).map_err(|e| {
+            self.channel.bind(py).call_method1(pyo3::intern!(py, "send"), (data,)).map(drop).map_err(|e| {
                 if e.is_instance_of::<PyEOFError>(py) {
                     ended(py, &e)
                 } else {

@@ -9,7 +9,8 @@ What is here, for every suite to use:
 - fixtures: ``rpyc_version`` (the installed ``rpyc.__version__``),
   ``rpyc_server`` (a factory; every server it starts is stopped at teardown),
   ``classic_server`` (one stock classic server, ``SlaveService``, per test),
-  ``unused_port``.
+  ``unused_port``, ``ssl_dir`` (a self-signed key and certificate for
+  127.0.0.1).
 - a per-test time limit without plugins: ``rpyc_rs_test_timeout`` in
   pyproject.toml (seconds, default 60), ``@pytest.mark.timeout(N)`` per test,
   ``RPYC_RS_TEST_TIMEOUT=N`` in the environment (0 turns it off, e.g. for a
@@ -404,3 +405,22 @@ def pytest_runtest_call(item: pytest.Item):
 def pytest_runtest_teardown(item: pytest.Item):
     with _time_limit(_limit_for(item), f"teardown of {item.nodeid}"):
         yield
+
+
+@pytest.fixture(scope="session")
+def ssl_dir(tmp_path_factory):
+    """A folder with a self-signed ``key.pem`` and ``cert.pem`` for
+    127.0.0.1 (made with the openssl command; the test is skipped without
+    it)."""
+    import shutil
+
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl command to make a test certificate")
+    d = tmp_path_factory.mktemp("ssl")
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return str(d)

@@ -1259,22 +1259,6 @@ def test_unix_socket(pair):
     assert conn.root.echo(blob) == blob
 
 
-@pytest.fixture(scope="module")
-def ssl_dir(tmp_path_factory):
-    """A self-signed key and certificate for 127.0.0.1 (openssl CLI)."""
-    import shutil
-
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a test certificate")
-    d = tmp_path_factory.mktemp("ssl")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return str(d)
-
-
 def test_ssl(pair, ssl_dir):
     """SSL sockets are not handed to the engine: they go through rpyc's
     Python stream, on both ends."""

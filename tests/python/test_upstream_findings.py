@@ -16,7 +16,6 @@ stock and on rpyc-rs, and both must behave alike:
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 
@@ -46,23 +45,9 @@ def test_async_result_wait_while_another_thread_serves(engine):
     assert not stalled, f"{len(stalled)} of 30 waits stalled: {waits}"
 
 
-@pytest.fixture(scope="module")
-def cert_dir(tmp_path_factory):
-    if shutil.which("openssl") is None:
-        pytest.skip("no openssl command to make a test certificate")
-    d = tmp_path_factory.mktemp("ssl")
-    subprocess.run(
-        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(d / "key.pem"), "-out", str(d / "cert.pem"), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1"],
-        check=True, capture_output=True, timeout=60,
-    )
-    return str(d)
-
-
-def test_ssl_eof_keeps_the_streams_message(cert_dir):
-    stock = run("ssl-eof", "stock", cert_dir)["error"]
-    ours = run("ssl-eof", "rpyc_rs", cert_dir)["error"]
+def test_ssl_eof_keeps_the_streams_message(ssl_dir):
+    stock = run("ssl-eof", "stock", ssl_dir)["error"]
+    ours = run("ssl-eof", "rpyc_rs", ssl_dir)["error"]
     assert stock and "certificate required" in stock, stock
     assert ours == stock
 

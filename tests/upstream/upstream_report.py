@@ -118,6 +118,14 @@ def summary(label, results, errors):
     print(f"  {label:<17} {sum(counts.values())} tests: {text}{extra}")
 
 
+def rerun_note(reruns, test, what, flaky):
+    """How a differing test fared when run once more, for the report."""
+    if test not in reruns:
+        return ""
+    outcome = reruns[test][0]
+    return f" [{what}: passed -> {flaky}]" if outcome == "passed" else f" [{what}: {outcome} again]"
+
+
 def cmd_compare(stock_path, inst_path, allow_path, rerun_inst=None, rerun_stock=None):
     _, stock, stock_err = read(stock_path)
     _, inst, inst_err = read(inst_path)
@@ -145,10 +153,7 @@ def cmd_compare(stock_path, inst_path, allow_path, rerun_inst=None, rerun_stock=
     print(f"\n-- passes stock, fails with rpyc_rs installed: {len(regressions)}")
     for t in regressions:
         outcome, reason = inst[t]
-        note = ""
-        if t in rr_inst:
-            ro = rr_inst[t][0]
-            note = " [rerun: passed -> flaky]" if ro == "passed" else f" [rerun: {ro} again]"
+        note = rerun_note(rr_inst, t, "rerun", "flaky")
         hit = allowed(t, allow)
         if hit:
             listed.append(t)
@@ -166,10 +171,7 @@ def cmd_compare(stock_path, inst_path, allow_path, rerun_inst=None, rerun_stock=
     print(f"\n-- passes with rpyc_rs installed, fails stock: {len(reverse)}")
     for t in reverse:
         outcome, reason = stock[t]
-        note = ""
-        if t in rr_stock:
-            ro = rr_stock[t][0]
-            note = " [stock rerun: passed -> flaky under stock]" if ro == "passed" else f" [stock rerun: {ro} again]"
+        note = rerun_note(rr_stock, t, "stock rerun", "flaky under stock")
         print(f"  {t}: stock {outcome}: {reason}{note}")
 
     if unrun:
