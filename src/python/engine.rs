@@ -33,7 +33,7 @@ use crate::protocol::Error;
 use crate::stream::{InterruptHook, Stream};
 
 use super::brine::load_from;
-use super::exiting::{attach, detach};
+use super::exiting::{attach, detach, InEngine};
 use super::transport::PyChannelFrames;
 
 /// The Python world's state: weak handle to the Python connection, and the
@@ -377,6 +377,7 @@ impl Engine {
         handler: i64,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
+        let _inside = InEngine::enter();
         let w = &*self.world;
         let conn = w.conn(py).ok_or_else(|| PyEOFError::new_err("connection was garbage-collected"))?;
         let timeout = match w.config.bind(py).get_item(pyo3::intern!(py, "sync_request_timeout"))? {
@@ -412,6 +413,7 @@ impl Engine {
         args: &Bound<'_, PyTuple>,
         callback: Option<Py<PyAny>>,
     ) -> PyResult<()> {
+        let _inside = InEngine::enter();
         let w = &*self.world;
         let conn = w.conn(py).ok_or_else(|| PyEOFError::new_err("connection was garbage-collected"))?;
         let seq = w.core.next_seq();
@@ -446,6 +448,7 @@ impl Engine {
     /// (`None`: wait as long as it takes). True if one was served.
     #[pyo3(signature = (timeout=None))]
     fn serve(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+        let _inside = InEngine::enter();
         let w = &*self.world;
         let t = timeout.and_then(seconds);
         let r = detach(py, || w.core.serve(w, t));
@@ -458,6 +461,7 @@ impl Engine {
     /// the connection is closed, by either side; raises what a handler
     /// deferred (say `SystemExit`) or a signal handler raised.
     fn serve_all(&self, py: Python<'_>) -> PyResult<()> {
+        let _inside = InEngine::enter();
         let w = &*self.world;
         loop {
             let r = detach(py, || w.core.serve(w, None));

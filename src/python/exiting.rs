@@ -1,56 +1,132 @@
-//! Threads blocked in the engine when the interpreter exits.
+//! Threads in the engine when the interpreter exits.
 //!
 //! While Python finalizes, a daemon thread that takes the GIL again is
 //! ended with `pthread_exit`, a forced unwind; passing through Rust frames
-//! (pyo3's trampolines catch unwinds) it aborts the whole process. A daemon
-//! thread blocked in the engine (a `BgServingThread`, a `serve_all` thread)
-//! comes back exactly then, because finalization closes its socket. So once
-//! Python has begun to exit (its `atexit` hooks run before finalization
-//! proper, after non-daemon threads have been joined), every other thread
-//! parks for good instead of re-entering Python, and the process ends around
-//! it, as it ends around a thread still blocked in a read.
+//! (pyo3's trampolines catch unwinds) it aborts the whole process. Two kinds
+//! of daemon thread (a `BgServingThread`, a `serve_all` thread) can be caught
+//! so: one blocked in the engine, which comes back when finalization closes
+//! its socket, and one running Python code from engine frames (a request
+//! handler waiting on a lock or doing I/O).
+//!
+//! So the module registers an `atexit` hook; `atexit` hooks run after
+//! non-daemon threads are joined and before finalization proper. From then
+//! on every thread but the exiting one parks for good instead of entering
+//! Python from the engine, and the hook first waits (briefly, bounded) for
+//! threads already running Python code under engine frames to leave them.
+//! The process then ends around the parked threads, as it ends around a
+//! thread still blocked in a read.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering::SeqCst};
 use std::sync::OnceLock;
 use std::thread::ThreadId;
+use std::time::{Duration, Instant};
 
 use pyo3::prelude::*;
 
 static EXITING: AtomicBool = AtomicBool::new(false);
 static EXIT_THREAD: OnceLock<ThreadId> = OnceLock::new();
+/// Threads inside engine code that may run Python code (holding the GIL,
+/// or having released it inside Python code the engine called).
+static ACTIVE: AtomicUsize = AtomicUsize::new(0);
+/// How long the hook waits for them at most: a handler that does not
+/// return is left to the old fate rather than hang the exit.
+const EXIT_GRACE: Duration = Duration::from_secs(2);
 
-/// The `atexit` hook: notes that Python is exiting, and on which thread.
-#[pyfunction]
-fn _at_exit() {
-    let _ = EXIT_THREAD.set(std::thread::current().id());
-    EXITING.store(true, Ordering::Release);
+thread_local! {
+    /// This thread's nesting of [`InEngine`] sections (counted once in ACTIVE).
+    static DEPTH: Cell<usize> = const { Cell::new(0) };
 }
 
-/// Never returns on a thread other than the exiting one once Python exits.
-fn park_if_exiting() {
-    if !EXITING.load(Ordering::Acquire) || EXIT_THREAD.get() == Some(&std::thread::current().id()) {
-        return;
-    }
+/// The `atexit` hook: notes that Python is exiting, and on which thread,
+/// then lets threads running Python code under engine frames finish it.
+#[pyfunction]
+fn _at_exit(py: Python<'_>) {
+    let _ = EXIT_THREAD.set(std::thread::current().id());
+    EXITING.store(true, SeqCst);
+    let deadline = Instant::now() + EXIT_GRACE;
+    py.detach(|| {
+        while ACTIVE.load(SeqCst) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    });
+}
+
+fn must_park() -> bool {
+    EXITING.load(SeqCst) && EXIT_THREAD.get() != Some(&std::thread::current().id())
+}
+
+fn park_forever() -> ! {
     loop {
         std::thread::park();
     }
 }
 
-/// `Python::attach`, except on a thread that must not re-enter a
-/// finalizing interpreter (see the module docs).
+/// Marks this thread as inside engine code that may run Python code, for
+/// as long as the value lives. Every `#[pymethods]` entry that calls
+/// Python takes one.
+pub(crate) struct InEngine(());
+
+impl InEngine {
+    pub(crate) fn enter() -> InEngine {
+        DEPTH.with(|d| {
+            if d.get() == 0 {
+                ACTIVE.fetch_add(1, SeqCst);
+            }
+            d.set(d.get() + 1);
+        });
+        InEngine(())
+    }
+}
+
+impl Drop for InEngine {
+    fn drop(&mut self) {
+        DEPTH.with(|d| {
+            let n = d.get().saturating_sub(1);
+            d.set(n);
+            if n == 0 {
+                ACTIVE.fetch_sub(1, SeqCst);
+            }
+        });
+    }
+}
+
+/// `Python::attach`, except on a thread that must not enter a finalizing
+/// interpreter (see the module docs).
 pub(crate) fn attach<R>(f: impl FnOnce(Python<'_>) -> R) -> R {
-    park_if_exiting();
+    // Counted before the check, so the hook either sees this thread or
+    // this thread sees the hook's flag.
+    let inside = InEngine::enter();
+    if must_park() {
+        drop(inside);
+        park_forever();
+    }
     Python::attach(f)
 }
 
-/// `py.detach(f)`, parking instead of taking the GIL back when the
-/// interpreter began to exit meanwhile (see the module docs).
+/// `py.detach(f)`: not counted as running Python while `f` runs, and
+/// parking instead of taking the GIL back when the interpreter began to
+/// exit meanwhile (see the module docs).
 pub(crate) fn detach<T: Send, F: Send + FnOnce() -> T>(py: Python<'_>, f: F) -> T {
-    py.detach(|| {
+    let depth = DEPTH.with(|d| d.replace(0));
+    if depth > 0 {
+        ACTIVE.fetch_sub(1, SeqCst);
+    }
+    let r = py.detach(|| {
         let r = f();
-        park_if_exiting();
+        if depth > 0 {
+            ACTIVE.fetch_add(1, SeqCst);
+        }
+        if must_park() {
+            if depth > 0 {
+                ACTIVE.fetch_sub(1, SeqCst);
+            }
+            park_forever();
+        }
         r
-    })
+    });
+    DEPTH.with(|d| d.set(depth));
+    r
 }
 
 /// Registers the `atexit` hook (once, at import).
