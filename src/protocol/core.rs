@@ -337,8 +337,10 @@ impl Core {
             drop(st);
             return Err(self.closed_error());
         }
-        let me = std::thread::current().id();
-        let other_delivering = st.delivering.iter().any(|t| *t != me);
+        let other_delivering = !st.delivering.is_empty() && {
+            let me = std::thread::current().id();
+            st.delivering.iter().any(|t| *t != me)
+        };
         if let Some(rd) = if other_delivering { None } else { self.reader.try_lock() } {
             drop(st);
             // About to block on reading: nothing queued may wait for a
