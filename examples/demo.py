@@ -10,6 +10,9 @@ demo ``examples/demo.rs``):
    server and client run once on stock rpyc and once under
    ``python -m rpyc_rs`` (which calls ``rpyc_rs.install()`` first); the two
    runs' timings are printed side by side and their checksums must agree.
+   Its client and server share one CPU, as in ``ci/bench``: on a small VM
+   a wake-up across CPUs can cost more than a whole rpyc-rs call, and would
+   then be most of what is timed. ``DEMO_PIN=off`` runs them unpinned.
 
 Everything listens on 127.0.0.1 with ephemeral ports, and every child is
 stopped at the end. Exits non-zero if any step fails.
@@ -32,9 +35,20 @@ def banner(title):
     print(f"\n--- {title} " + "-" * max(0, 70 - len(title)), flush=True)
 
 
-def start(cmd, ready_prefix, cwd=None):
-    """Starts a child and waits for its ready line; returns (process, line)."""
-    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+def pin_cpu():
+    """The CPU that part 3's processes share, or None to leave them be
+    (``DEMO_PIN=off``, or no ``sched_setaffinity`` on this platform)."""
+    if os.environ.get("DEMO_PIN", "").lower() in ("off", "no", "0") or not hasattr(os, "sched_setaffinity"):
+        return None
+    return max(os.sched_getaffinity(0))
+
+
+def start(cmd, ready_prefix, cwd=None, cpu=None):
+    """Starts a child (on `cpu` alone, if given) and waits for its ready
+    line; returns (process, line)."""
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
+    proc = subprocess.Popen(cmd, cwd=cwd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                            preexec_fn=pin)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
         line = proc.stdout.readline()
@@ -112,12 +126,13 @@ def python_server_rust_client():
         stop(server)
 
 
-def run_app(launcher):
-    server, line = start([PY, *launcher, "server.py"], "PORT", cwd=APP)
+def run_app(launcher, cpu):
+    server, line = start([PY, *launcher, "server.py"], "PORT", cwd=APP, cpu=cpu)
+    pin = None if cpu is None else (lambda: os.sched_setaffinity(0, {cpu}))
     try:
         port = line.split()[1]
         out = subprocess.run([PY, *launcher, "client.py", port], cwd=APP, capture_output=True, text=True,
-                             timeout=TIMEOUT)
+                             timeout=TIMEOUT, preexec_fn=pin)
         if out.returncode != 0:
             raise SystemExit(f"demo: rpyc_app client failed:\n{out.stdout}\n{out.stderr}")
         return out.stdout.splitlines()
@@ -127,8 +142,11 @@ def run_app(launcher):
 
 def accelerated_app():
     banner("3. an unmodified rpyc program: stock vs python -m rpyc_rs")
-    stock = run_app([])
-    fast = run_app(["-m", "rpyc_rs"])
+    cpu = pin_cpu()
+    where = "unpinned (DEMO_PIN=off)" if cpu is None else f"client and server both on CPU {cpu}"
+    print(f"({where})")
+    stock = run_app([], cpu)
+    fast = run_app(["-m", "rpyc_rs"], cpu)
     print(f"{'part':<28} {'stock':>12} {'rpyc-rs':>12} {'speed-up':>9}")
     for s, f in zip(stock, fast):
         if s.startswith("checksum"):
