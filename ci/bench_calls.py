@@ -392,13 +392,16 @@ class Pairing:
         vals = [r[what] for r in self.runs if r.get(what) is not None]
         return statistics.median(vals) if vals else None
 
+    def stop_clients(self):
+        for proc in self.procs:
+            proc.stop()
+        self.procs = []
+
 
 def fail(p: Pairing, e: Exception):
     p.error = str(e)
     print(f"  FAILED {p.label} ({p.scenario}): {e}", file=sys.stderr, flush=True)
-    for proc in p.procs:
-        proc.stop()
-    p.procs = []
+    p.stop_clients()
 
 
 def run_once(p: Pairing, server: Proc, count: int, timeout: float) -> dict:
@@ -447,9 +450,7 @@ def bench_counted(pairings: List[Pairing], servers: Servers, frame, args, logdir
         done = ", ".join(f"{p.label} {fmt_us(p.runs[-1]['wall'])}" for p in order if p.runs and not p.error)
         print(f"  round {rnd + 1}/{repeats}: {done}", file=sys.stderr, flush=True)
     for p in pairings:
-        for proc in p.procs:
-            proc.stop()
-        p.procs = []
+        p.stop_clients()
 
 
 def bench_hammer(pairings: List[Pairing], servers: Servers, frame, args, logdir) -> None:
@@ -495,9 +496,7 @@ def bench_hammer(pairings: List[Pairing], servers: Servers, frame, args, logdir)
         done = ", ".join(f"{p.label} {p.runs[-1]['calls_per_s']:,.0f}/s" for p in live if p.runs and not p.error)
         print(f"  round {rnd + 1}/{args.hammer_repeats}: {done}", file=sys.stderr, flush=True)
     for p in pairings:
-        for proc in p.procs:
-            proc.stop()
-        p.procs = []
+        p.stop_clients()
 
 
 def paired_ratio(a: Pairing, b: Pairing, what: str, invert: bool = False) -> Optional[float]:

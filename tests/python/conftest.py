@@ -233,16 +233,33 @@ def spawn_rpyc_server(
         "host": HOST,
         "socket_path": socket_path,
     }
+    server = start_server_process([python, "-c", _SERVER_SCRIPT, json.dumps(params)], socket_path=socket_path,
+                                  env=env, timeout=timeout, what="rpyc server")
+    if server.socket_path is None and not _is_listening(HOST, server.port):
+        # A server class without _listen(): it listens once start() runs.
+        try:
+            wait_for_port(HOST, server.port, timeout)
+        except BaseException:
+            server.stop()
+            raise
+    return server
+
+
+def start_server_process(
+    cmd: List[str],
+    *,
+    socket_path: Optional[str] = None,
+    env: Optional[Dict[str, str]] = None,
+    timeout: float = SERVER_START_TIMEOUT,
+    what: str = "server",
+) -> ServerProcess:
+    """Starts a server program that prints ``PORT <n>`` as its first line
+    once it listens (on 127.0.0.1, or on ``socket_path``), and returns it
+    with its port. Its stderr is kept for the error if it fails to start."""
     child_env = dict(os.environ if env is None else env)
     child_env["PYTHONUNBUFFERED"] = "1"
     stderr = tempfile.TemporaryFile()
-    proc = subprocess.Popen(
-        [python, "-c", _SERVER_SCRIPT, json.dumps(params)],
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=stderr,
-        env=child_env,
-    )
+    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=child_env)
     server = ServerProcess(proc=proc, host=HOST, port=None, socket_path=socket_path, _stderr=stderr)
     try:
         line = _read_line(proc, timeout)
@@ -250,13 +267,10 @@ def spawn_rpyc_server(
             raise RuntimeError(f"unexpected first line from server: {line!r}")
         if socket_path is None:
             server.port = int(line.split()[1])
-        if server.socket_path is None and not _is_listening(HOST, server.port):
-            # A server class without _listen(): it listens once start() runs.
-            wait_for_port(HOST, server.port, timeout)
     except BaseException as exc:
         err = server.stderr_text()
         server.stop()
-        raise RuntimeError(f"rpyc server failed to start: {exc}\n--- server stderr ---\n{err}") from exc
+        raise RuntimeError(f"{what} failed to start: {exc}\n--- server stderr ---\n{err}") from exc
     return server
 
 

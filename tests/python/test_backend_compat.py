@@ -26,7 +26,6 @@ import os
 import pickle
 import socket
 import struct
-import subprocess
 import sys
 import tempfile
 import threading
@@ -42,7 +41,7 @@ from rpyc.core.async_ import AsyncResult
 from rpyc.core.protocol import Connection as StockConnection
 from rpyc.core.vinegar import GenericException
 
-from conftest import HOST, PerTestTimeout, ServerProcess, _read_line
+from conftest import HOST, PerTestTimeout, ServerProcess, start_server_process
 
 PEERS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "peers")
 if PEERS not in sys.path:
@@ -87,21 +86,19 @@ def spawn_server(
     if unix:
         socket_path = os.path.join(tempfile.mkdtemp(prefix="rpyc-rs-compat-"), "s.sock")
         cmd += ["--unix", socket_path]
-    stderr = tempfile.TemporaryFile()
-    env = dict(os.environ, PYTHONUNBUFFERED="1")
-    proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr, env=env)
-    server = ServerProcess(proc=proc, host=HOST, port=None, socket_path=socket_path, _stderr=stderr)
-    try:
-        line = _read_line(proc, timeout)
-        if not line.startswith("PORT "):
-            raise RuntimeError(f"unexpected first line from server: {line!r}")
-        if socket_path is None:
-            server.port = int(line.split()[1])
-    except BaseException as exc:
-        err = server.stderr_text()
-        server.stop()
-        raise RuntimeError(f"compat server failed to start: {exc}\n--- stderr ---\n{err}") from exc
-    return server
+    return start_server_process(cmd, socket_path=socket_path, timeout=timeout, what="compat server")
+
+
+def run_threads(worker, args, timeout: float) -> None:
+    """Runs ``worker(a)`` for each ``a`` in ``args``, each in its own thread,
+    and fails if any is still running ``timeout`` seconds after the start
+    of its join."""
+    threads = [threading.Thread(target=worker, args=(a,)) for a in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout)
+    assert not any(t.is_alive() for t in threads), "threads hung"
 
 
 class Pair:
@@ -865,12 +862,7 @@ def test_many_threads_one_connection(served):
         except BaseException as e:  # reported below
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(50)
-    assert not any(t.is_alive() for t in threads), "threads hung"
+    run_threads(worker, range(8), 50)
     assert errors == []
     assert results == [sum(k + i for i in range(0, 500, 2)) for k in range(8)]
 
@@ -887,12 +879,7 @@ def test_many_threads_with_callbacks(served):
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(50)
-    assert not any(t.is_alive() for t in threads)
+    run_threads(worker, range(4), 50)
     assert errors == []
 
 
@@ -1225,11 +1212,7 @@ def test_server_classes_with_authenticator(pair, server_class):
         except BaseException as e:
             errors.append(e)
 
-    threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(30)
+    run_threads(worker, conns, 30)
     assert errors == []
 
     # a client with the wrong token is turned away; the others carry on
@@ -1603,11 +1586,9 @@ while True:
 def test_hostile_server_garbage(pair, garbage):
     """A peer answering garbage gets a clear error on our side, quickly, and
     other connections carry on."""
-    proc = subprocess.Popen([sys.executable, "-c", _HOSTILE_SERVER, GARBAGE_FRAMES[garbage].hex()],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
-    hostile = ServerProcess(proc=proc, host=HOST, port=None)
+    hostile = start_server_process([sys.executable, "-c", _HOSTILE_SERVER, GARBAGE_FRAMES[garbage].hex()],
+                                   what="hostile server")
     pair.servers.append(hostile)
-    hostile.port = int(_read_line(proc, 30).split()[1])
     good = pair.connect(pair.server())
     with pair.client_side():
         conn = rpyc.connect(HOST, hostile.port, config={"sync_request_timeout": 5})
