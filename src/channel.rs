@@ -23,7 +23,7 @@ use std::time::{Duration, Instant};
 use byteorder::{BigEndian, ByteOrder};
 use flate2::{Compress, Compression, Decompress, FlushCompress, FlushDecompress, Status};
 
-use crate::stream::{Closer, ReadHalf, Stream, WriteHalf};
+use crate::stream::{Closer, Interruption, ReadHalf, Stream, WriteHalf};
 
 /// Bytes in a frame header (`!LB`).
 pub const HEADER_LEN: usize = 5;
@@ -67,6 +67,7 @@ impl Default for ChannelConfig {
 
 /// What can go wrong reading or writing frames.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum ChannelError {
     /// The peer closed the stream cleanly, between frames.
     Closed,
@@ -103,6 +104,9 @@ pub enum ChannelError {
     },
     /// An I/O error from the stream.
     Io(io::Error),
+    /// The wait was abandoned by the stream's interrupt hook (a Python
+    /// signal handler raised); the connection is intact.
+    Interrupted(Interruption),
 }
 
 impl fmt::Display for ChannelError {
@@ -128,6 +132,7 @@ impl fmt::Display for ChannelError {
                 write!(f, "compressed frame inflates past the {max}-byte limit")
             }
             ChannelError::Io(e) => write!(f, "I/O error: {e}"),
+            ChannelError::Interrupted(why) => write!(f, "{why}"),
         }
     }
 }
@@ -143,7 +148,10 @@ impl std::error::Error for ChannelError {
 
 impl From<io::Error> for ChannelError {
     fn from(e: io::Error) -> Self {
-        ChannelError::Io(e)
+        match Interruption::from_io_error(&e) {
+            Some(why) => ChannelError::Interrupted(why),
+            None => ChannelError::Io(e),
+        }
     }
 }
 

@@ -469,6 +469,7 @@ fn file_name_str(path: &Path) -> Result<&str, TransferError> {
 /// connection (a remote exception such as `FileNotFoundError`, or a
 /// connection error).
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum TransferError {
     /// Reading or writing a local file or directory failed.
     Local {

@@ -50,6 +50,9 @@
 pub mod brine;
 pub mod channel;
 pub mod classic;
+// Support for the command-line tool (its argument parser): public only so
+// the `rpyc-rs` binary can use it, and not part of the supported API.
+#[doc(hidden)]
 pub mod literal;
 pub mod protocol;
 pub mod server;
@@ -57,7 +60,7 @@ pub mod service;
 pub mod stream;
 
 pub use brine::Value;
-pub use protocol::{Config, Connection, Error, FromObject, NetRef, Object, RemoteException};
+pub use protocol::{AttrPolicy, Config, Connection, Error, FromObject, NetRef, Object, RemoteException};
 pub use server::{Mode, Server, ServerBuilder};
 pub use service::Expose;
 

@@ -39,6 +39,7 @@ pub type RootFactory = Arc<dyn Fn() -> Arc<dyn Expose> + Send + Sync>;
 
 /// How connections are given threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Mode {
     /// A thread per connection.
     Threaded,
@@ -53,6 +54,7 @@ pub enum Mode {
 
 /// Where a server listens.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum ServerAddr {
     /// A TCP address (IPv4 or IPv6).
     Tcp(SocketAddr),

@@ -89,6 +89,7 @@ pub const DEFAULT_MAX_DEPTH: usize = 512;
 
 /// What can go wrong while encoding or decoding brine.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum BrineError {
     /// The input ended where a tag or a fixed-size field was expected.
     Truncated {

@@ -1,12 +1,13 @@
-//! Boxing: how an object crosses the connection, by value or by reference,
-//! in the Rust object world.
+//! Boxing vocabulary: the four labels, the [`IdPack`] that names an object
+//! sent by reference, and the Rust object world's [`Object`].
 //!
 //! Every argument tuple, result and attribute value is sent as
 //! `(label, value)`: `VALUE` when the whole thing is brine-able, `TUPLE` for
 //! a plain tuple holding something that is not, `LOCAL_REF` for the
 //! receiver's own object coming back to it, `REMOTE_REF` for the sender's
-//! object (the receiver makes a proxy). References are named by an
-//! [`IdPack`].
+//! object (the receiver makes a proxy). The box and unbox recursion itself
+//! is written once, for both object worlds, in `exchange.rs`; this module
+//! gives the Rust world its values.
 
 use std::fmt;
 use std::sync::Arc;
@@ -14,7 +15,6 @@ use std::sync::Arc;
 use crate::brine::{self, put_int, put_str, put_tuple_header, Decoder, Token, Value};
 use crate::service::Expose;
 
-use super::connection::Inner;
 use super::netref::NetRef;
 use super::{Error, Result};
 
@@ -180,6 +180,19 @@ impl Object {
         }
     }
 
+    /// The object converted to a Rust type: `obj.extract::<i64>()?`,
+    /// `obj.extract::<Vec<String>>()?`, `obj.extract::<NetRef>()?` (see
+    /// [`FromObject`](super::FromObject) for the conversions there are).
+    ///
+    /// ```
+    /// use rpyc_rs::Object;
+    /// assert_eq!(Object::from(42).extract::<i64>().unwrap(), 42);
+    /// assert!(Object::from("x").extract::<i64>().is_err());
+    /// ```
+    pub fn extract<T: super::FromObject>(self) -> Result<T> {
+        T::from_object(self)
+    }
+
     /// The items of a tuple (plain or holding references).
     pub fn into_items(self) -> Result<Vec<Object>> {
         match self {
@@ -209,7 +222,7 @@ impl From<Arc<dyn Expose>> for Object {
 }
 
 /// Appends a plain object (one that [`Object::is_plain`]) as a brine value.
-fn put_plain(obj: &Object, out: &mut Vec<u8>) -> Result<()> {
+pub(crate) fn put_plain(obj: &Object, out: &mut Vec<u8>) -> Result<()> {
     match obj {
         Object::Value(v) => brine::encode_into(v, out).map_err(Error::from),
         Object::Tuple(items) => {
@@ -217,78 +230,5 @@ fn put_plain(obj: &Object, out: &mut Vec<u8>) -> Result<()> {
             items.iter().try_for_each(|i| put_plain(i, out))
         }
         other => Err(Error::type_mismatch("a plain value", other.type_name())),
-    }
-}
-
-impl Inner {
-    /// Appends `obj` boxed, registering references we send.
-    pub(crate) fn put_boxed(&self, obj: &Object, out: &mut Vec<u8>) -> Result<()> {
-        put_tuple_header(out, 2)?;
-        if obj.is_plain() {
-            put_int(out, LABEL_VALUE);
-            return put_plain(obj, out);
-        }
-        match obj {
-            Object::Tuple(items) => {
-                put_int(out, LABEL_TUPLE);
-                put_tuple_header(out, items.len())?;
-                items.iter().try_for_each(|i| self.put_boxed(i, out))
-            }
-            Object::Remote(n) if n.belongs_to(self) => {
-                put_int(out, LABEL_LOCAL_REF);
-                n.id_pack().encode_into(out)
-            }
-            Object::Remote(n) => {
-                // A proxy from another connection: to this peer it is our
-                // object, served by forwarding (RPyC over RPyC).
-                let fwd: Arc<dyn Expose> = Arc::new(n.clone());
-                self.put_local_ref(&fwd, out)
-            }
-            Object::Local(o) => self.put_local_ref(o, out),
-            Object::Value(_) => unreachable!("plain objects are handled above"),
-        }
-    }
-
-    fn put_local_ref(&self, o: &Arc<dyn Expose>, out: &mut Vec<u8>) -> Result<()> {
-        put_int(out, LABEL_REMOTE_REF);
-        let id = IdPack::of_local(o);
-        id.encode_into(out)?;
-        self.locals.add(id, o.clone());
-        Ok(())
-    }
-
-    /// Reads one boxed object.
-    pub(crate) fn read_boxed(&self, dec: &mut Decoder<'_>) -> Result<Object> {
-        if dec.next_token()? != Token::Tuple(2) {
-            return Err(Error::protocol("a boxed value is not a (label, value) pair"));
-        }
-        let label = match dec.next_token()? {
-            Token::Int(n) => n,
-            _ => return Err(Error::protocol("a box label is not an int")),
-        };
-        match label {
-            LABEL_VALUE => Ok(Object::Value(dec.read_value()?)),
-            LABEL_TUPLE => {
-                let n = match dec.next_token()? {
-                    Token::Tuple(n) => n,
-                    _ => return Err(Error::protocol("a TUPLE box does not hold a tuple")),
-                };
-                dec.enter()?;
-                let mut items = Vec::with_capacity(n);
-                for _ in 0..n {
-                    items.push(self.read_boxed(dec)?);
-                }
-                dec.leave();
-                Ok(Object::tuple(items))
-            }
-            LABEL_LOCAL_REF => {
-                let id = IdPack::decode(dec)?;
-                self.locals.get(&id).map(Object::Local).ok_or_else(|| {
-                    Error::protocol(format!("the peer referred to an object we do not hold: {id:?}"))
-                })
-            }
-            LABEL_REMOTE_REF => Ok(Object::Remote(self.proxy(IdPack::decode(dec)?))),
-            other => Err(Error::protocol(format!("invalid box label {other}"))),
-        }
     }
 }

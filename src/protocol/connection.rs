@@ -21,17 +21,18 @@ use crate::service::{Expose, VoidService};
 use crate::stream::Stream;
 
 use super::boxing::{IdPack, Object};
-use super::core::{Core, Peer};
-use super::dispatch::{serve_request, AttrPolicy};
-use super::message::{parse_header, Handler, MSG_EXCEPTION, MSG_REPLY};
+use super::core::Core;
+use super::exchange::{build_request, decode_reply, request};
+use super::message::{Handler, Incoming};
 use super::netref::{NetRef, ProxyInner};
 use super::objects::LocalObjects;
-use super::vinegar::RemoteException;
+use super::policy::AttrPolicy;
 use super::{Error, Result};
 
 /// How a connection behaves. Build one with [`Config::default`] and the
 /// `with_*` methods.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// How long a sync request waits for its reply (rpyc's
     /// `sync_request_timeout`, 30 s); `None` waits forever.
@@ -113,9 +114,10 @@ pub(crate) struct Inner {
 }
 
 impl Inner {
-    /// A strong handle to this connection. Only called while a caller holds
-    /// one, so the upgrade cannot fail in practice; the fallback keeps the
-    /// code panic-free all the same.
+    /// A strong handle to this connection. Only called from code that runs
+    /// on behalf of a live handle (a request being served, a proxy being
+    /// made), so the upgrade cannot fail: a failure is a bug in this crate,
+    /// not something a peer can cause.
     pub(crate) fn strong(&self) -> Arc<Inner> {
         self.me.upgrade().expect("connection used after it was dropped")
     }
@@ -123,16 +125,6 @@ impl Inner {
     pub(crate) fn shutdown(&self, reason: &str) {
         self.core.shutdown(reason);
         drop(self.locals.clear());
-    }
-
-    fn build_request(&self, seq: i64, handler: Handler, args: &[Object]) -> Result<Vec<u8>> {
-        let mut frame = Vec::with_capacity(64);
-        self.core.begin_request(&mut frame, seq, handler);
-        // The argument tuple is boxed as a whole, exactly as rpyc's
-        // `_box(args)`: one VALUE when every argument is plain.
-        let args = Object::tuple(args.to_vec());
-        self.put_boxed(&args, &mut frame)?;
-        Ok(frame)
     }
 
     pub(crate) fn sync_request(&self, handler: Handler, args: Vec<Object>) -> Result<Object> {
@@ -145,49 +137,14 @@ impl Inner {
         args: Vec<Object>,
         timeout: Option<Duration>,
     ) -> Result<Object> {
-        let seq = self.core.next_seq();
-        let mut frame = self.build_request(seq, handler, &args)?;
-        self.core.send_request(seq, &mut frame)?;
-        // Only now may a proxy in `args` die: its DEL must reach the peer
-        // after the request that names the object, not before it.
-        drop(args);
-        drop(frame);
-        let payload = self.core.wait(self, seq, timeout)?;
-        self.decode_reply(&payload)
+        request(self, handler, Object::tuple(args), timeout)
     }
 
     pub(crate) fn async_request(&self, handler: Handler, args: Vec<Object>) -> Result<AsyncResult> {
         let seq = self.core.next_seq();
-        let mut frame = self.build_request(seq, handler, &args)?;
+        let mut frame = build_request(self, seq, handler, &Object::tuple(args))?;
         self.core.send_request(seq, &mut frame)?;
         Ok(AsyncResult { conn: self.strong(), seq, outcome: None })
-    }
-
-    /// Turns a REPLY into an object or an EXCEPTION into an error.
-    pub(crate) fn decode_reply(&self, payload: &[u8]) -> Result<Object> {
-        let h = parse_header(payload, crate::brine::DecodeOptions::with_max_depth(self.config.max_depth))?;
-        let mut body = h.body;
-        let out = match h.msg {
-            MSG_REPLY => self.read_boxed(&mut body)?,
-            MSG_EXCEPTION => return Err(Error::Remote(RemoteException::decode(&mut body)?)),
-            other => return Err(Error::protocol(format!("expected a reply, got message type {other}"))),
-        };
-        body.finish()?;
-        Ok(out)
-    }
-}
-
-impl Peer for Inner {
-    fn on_request(&self, _core: &Core, seq: i64, payload: Vec<u8>) {
-        serve_request(self, seq, payload);
-    }
-
-    fn on_orphan(&self, payload: Vec<u8>) {
-        // Decoding creates (and at once drops) any proxy the late reply
-        // carries, which sends the DEL the peer is owed.
-        if let Err(e) = self.decode_reply(&payload) {
-            log::debug!("discarded a late reply: {e}");
-        }
     }
 }
 
@@ -322,15 +279,16 @@ impl Connection {
         F: FnOnce(Result<Object>) + Send + 'static,
     {
         let seq = self.inner.core.next_seq();
-        let mut frame = self.inner.build_request(seq, handler, &args)?;
+        let mut frame = build_request(&*self.inner, seq, handler, &Object::tuple(args))?;
         let weak = Arc::downgrade(&self.inner);
-        let cb = Box::new(move |r: Result<Vec<u8>>| {
+        let cb = Box::new(move |r: Result<Incoming>| {
             let out = match (r, weak.upgrade()) {
-                (Ok(p), Some(inner)) => inner.decode_reply(&p),
+                (Ok(msg), Some(inner)) => decode_reply(&*inner, &msg),
                 (Err(e), _) => Err(e),
                 (Ok(_), None) => Err(Error::Closed { reason: "connection dropped".into() }),
             };
             callback(out);
+            Ok(())
         });
         self.inner.core.send_request_with_callback(seq, &mut frame, cb)
     }
@@ -489,7 +447,8 @@ impl AsyncResult {
         if let Some(r) = self.outcome.take() {
             return r;
         }
-        let r = self.conn.core.wait(&*self.conn, self.seq, timeout).and_then(|p| self.conn.decode_reply(&p));
+        let r =
+            self.conn.core.wait(&*self.conn, self.seq, timeout).and_then(|m| decode_reply(&*self.conn, &m));
         // The seq is settled either way; nothing is left to forget.
         self.seq = -1;
         r

@@ -22,27 +22,36 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
-use crate::stream::Closer;
+use crate::stream::{Closer, Interruption};
 
-use super::message::{begin_framed, begin_request, peek_header, Handler, LEGACY_MESSAGE_TAG, MSG_REQUEST};
+use super::message::{begin_request, Handler, Incoming, MSG_REQUEST};
 use super::{Error, Result};
 
-/// What the engine needs from an object world.
-pub trait Peer: Sync {
-    /// A request arrived: serve it on this thread and send the reply.
-    fn on_request(&self, core: &Core, seq: i64, payload: Vec<u8>);
+/// What the engine needs from whoever serves the connection: what to do
+/// with a request, and with a reply nobody waits for. The shared serving
+/// path ([`super::exchange`]) implements it for every object world.
+pub(crate) trait Peer: Sync {
+    /// A request arrived: serve it on this thread and send the reply. An
+    /// `Err` ends the wait (or `serve`) this thread is in with
+    /// [`Error::Interrupted`], carrying the cause to the caller: rpyc
+    /// propagates a handler's `SystemExit` out of the call that was
+    /// serving it.
+    fn on_request(&self, core: &Core, msg: Incoming) -> std::result::Result<(), Interruption>;
     /// A reply that nobody waits for (its caller timed out or never
     /// waited, as for DEL). The world decodes and drops it, so that any
     /// reference it carries is released and the peer's refcounts stay right.
-    fn on_orphan(&self, payload: Vec<u8>);
+    fn on_orphan(&self, msg: Incoming);
 }
 
-/// A callback run with a reply's payload on whichever thread reads it.
-pub type ReplyCallback = Box<dyn FnOnce(Result<Vec<u8>>) + Send>;
+/// A callback run with a reply on whichever thread reads it. An `Err` is
+/// handed to the call that was reading, as an [`Error::Interrupted`] (rpyc
+/// raises an async callback's exception out of the `serve` that ran it).
+pub(crate) type ReplyCallback =
+    Box<dyn FnOnce(Result<Incoming>) -> std::result::Result<(), Interruption> + Send>;
 
 enum Slot {
     Waiting,
-    Ready(Result<Vec<u8>>),
+    Ready(Result<Incoming>),
     Callback(ReplyCallback),
 }
 
@@ -58,7 +67,7 @@ struct State {
 }
 
 /// The engine of one connection.
-pub struct Core {
+pub(crate) struct Core {
     writer: Mutex<Box<dyn FrameSink>>,
     /// Frames queued by threads that must not block on the writer (proxy
     /// destructors); whoever holds the writer sends them.
@@ -142,16 +151,17 @@ impl Core {
         self.legacy.load(Ordering::Relaxed)
     }
 
-    /// Starts a message in the framing the peer speaks; the caller appends
-    /// the body.
-    pub fn begin_message(&self, buf: &mut Vec<u8>, msg: u8, seq: i64) {
-        begin_framed(buf, msg, seq, self.legacy_framing());
-    }
-
     /// Starts a request in the framing the peer speaks; the caller appends
     /// the boxed arguments.
     pub fn begin_request(&self, buf: &mut Vec<u8>, seq: i64, handler: Handler) {
         begin_request(buf, seq, handler, self.legacy_framing());
+    }
+
+    /// Starts the answer (REPLY or EXCEPTION) to a request in the framing
+    /// the peer speaks, echoing the request's seq; the caller appends the
+    /// body.
+    pub fn begin_answer(&self, buf: &mut Vec<u8>, msg: u8, to: &Incoming) {
+        to.begin_answer(buf, msg, self.legacy_framing());
     }
 
     /// The next request number (rpyc counts up from 0 per sender).
@@ -212,6 +222,7 @@ impl Core {
 
     /// Sends queued frames now, unless another thread holds the writer (it
     /// will send them).
+    #[cfg(feature = "python")]
     pub fn flush(&self) {
         self.flush_deferred();
     }
@@ -286,7 +297,14 @@ impl Core {
 
     /// Waits for the reply to `seq`, reading (and serving requests) on this
     /// thread whenever no other thread is reading.
-    pub fn wait(&self, peer: &dyn Peer, seq: i64, timeout: Option<Duration>) -> Result<Vec<u8>> {
+    ///
+    /// It ends with the reply, or with [`Error::Timeout`] at the deadline,
+    /// [`Error::Closed`] when the connection ends, or
+    /// [`Error::Interrupted`] when something on this thread abandoned the
+    /// wait (a signal handler raised; a request served here propagated an
+    /// exception). In every case but the reply, `seq` is forgotten and a
+    /// late reply becomes an orphan.
+    pub fn wait(&self, peer: &dyn Peer, seq: i64, timeout: Option<Duration>) -> Result<Incoming> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = self.state.lock();
         loop {
@@ -298,7 +316,9 @@ impl Core {
                 }
                 Some(_) => {}
                 None if st.closed.is_some() => {}
-                None => return Err(Error::protocol(format!("no request {seq} is pending"))),
+                // Only a caller bug gets here: a seq never registered, or
+                // waited for twice.
+                None => return Err(Error::protocol(format!("request {seq} was never sent or is settled"))),
             }
             if let Some(reason) = &st.closed {
                 let reason = reason.clone();
@@ -315,8 +335,12 @@ impl Core {
             // condvar wait below immune to lost wake-ups.
             if let Some(rd) = self.reader.try_lock() {
                 drop(st);
-                self.read_one(peer, rd, left);
+                let read = self.read_one(peer, rd, left);
                 st = self.state.lock();
+                if let Read::Interrupted(why) = read {
+                    st.pending.remove(&seq);
+                    return Err(Error::Interrupted(why));
+                }
             } else {
                 match deadline {
                     Some(d) => {
@@ -350,6 +374,7 @@ impl Core {
                 Read::Frame => Ok(true),
                 Read::Timeout => Ok(false),
                 Read::Closed => Err(self.closed_error()),
+                Read::Interrupted(why) => Err(Error::Interrupted(why)),
             };
         }
         // Another thread is reading, or delivering a reply it read. Like
@@ -378,6 +403,10 @@ impl Core {
                 self.release(rd);
                 return Read::Timeout;
             }
+            Err(ChannelError::Interrupted(why)) => {
+                self.release(rd);
+                return Read::Interrupted(why);
+            }
             Err(e) => {
                 drop(rd);
                 let reason = match e {
@@ -389,30 +418,35 @@ impl Core {
                 return Read::Closed;
             }
         };
-        let legacy = payload.first() == Some(&LEGACY_MESSAGE_TAG);
-        if legacy != self.legacy_framing() {
-            self.set_legacy_framing(legacy);
-        }
-        let (msg, seq) = match peek_header(&payload) {
-            Ok(h) => h,
+        // The header is parsed here, once; the object world decodes the
+        // body from where it ends.
+        let msg = match Incoming::parse(payload) {
+            Ok(m) => m,
             Err(e) => {
                 drop(rd);
                 self.shutdown(&format!("{} sent an invalid message: {e}", self.peer_name));
                 return Read::Closed;
             }
         };
-        if msg == MSG_REQUEST {
+        if msg.is_legacy() != self.legacy_framing() {
+            self.set_legacy_framing(msg.is_legacy());
+        }
+        if msg.msg() == MSG_REQUEST {
             self.release(rd);
-            peer.on_request(self, seq, payload);
-            return Read::Frame;
+            return match peer.on_request(self, msg) {
+                Ok(()) => Read::Frame,
+                Err(why) => Read::Interrupted(why),
+            };
         }
         let mut st = self.state.lock();
-        let orphan = match st.pending.get_mut(&seq) {
-            Some(slot @ Slot::Waiting) => {
-                *slot = Slot::Ready(Ok(payload));
+        // A seq past i64 was never ours: an orphan.
+        let slot = msg.seq().and_then(|seq| st.pending.get_mut(&seq).map(|slot| (seq, slot)));
+        let orphan = match slot {
+            Some((_, slot @ Slot::Waiting)) => {
+                *slot = Slot::Ready(Ok(msg));
                 None
             }
-            Some(Slot::Callback(_)) => {
+            Some((seq, Slot::Callback(_))) => {
                 let cb = st.pending.remove(&seq);
                 let _delivering = Delivering::start(self, &mut st);
                 drop(rd);
@@ -421,18 +455,20 @@ impl Core {
                 // a request answered), but `serve` callers wait for it.
                 self.changed.notify_all();
                 if let Some(Slot::Callback(cb)) = cb {
-                    cb(Ok(payload));
+                    if let Err(why) = cb(Ok(msg)) {
+                        return Read::Interrupted(why);
+                    }
                 }
                 return Read::Frame;
             }
             // No waiter, or a duplicate reply from a confused peer.
-            Some(Slot::Ready(_)) | None => Some(payload),
+            Some((_, Slot::Ready(_))) | None => Some(msg),
         };
         drop(rd);
         drop(st);
         self.changed.notify_all();
-        if let Some(p) = orphan {
-            peer.on_orphan(p);
+        if let Some(m) = orphan {
+            peer.on_orphan(m);
         }
         Read::Frame
     }
@@ -468,7 +504,11 @@ impl Core {
         (self.closer)();
         self.changed.notify_all();
         for cb in callbacks {
-            cb(Err(Error::Closed { reason: reason.into() }));
+            // Nobody is reading for this thread's caller any more: an error
+            // a callback raises now has no call to go to.
+            if let Err(why) = cb(Err(Error::Closed { reason: reason.into() })) {
+                log::debug!("a reply callback failed at shutdown: {why}");
+            }
         }
     }
 }
@@ -502,4 +542,9 @@ enum Read {
     Frame,
     Timeout,
     Closed,
+    Interrupted(Interruption),
 }
+
+#[cfg(test)]
+#[path = "core_tests.rs"]
+mod tests;

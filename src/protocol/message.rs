@@ -6,6 +6,8 @@
 //! header parse reads only the type and seq, so the thread that routes a
 //! reply never decodes a body meant for another thread.
 
+use std::ops::Range;
+
 use crate::brine::{put_int, put_tuple_header, DecodeOptions, Decoder, Token};
 use crate::channel::begin_frame;
 
@@ -184,10 +186,111 @@ pub fn parse_header(payload: &[u8], opts: DecodeOptions) -> Result<Header<'_>> {
     Ok(Header { msg, seq, body })
 }
 
-/// Parses only the type and seq; for routing a reply to its waiter.
-pub fn peek_header(payload: &[u8]) -> Result<(u8, i64)> {
-    let h = parse_header(payload, DecodeOptions::default())?;
-    Ok((h.msg, h.seq))
+/// A received message, its header parsed once by the engine and handed on
+/// with the payload: the object world decodes the body from where the
+/// header ended, and a reply echoes the request's seq byte for byte.
+///
+/// The seq is kept as the peer encoded it because rpyc accepts any int as a
+/// seq and echoes it back; a peer counting past `i64` (or sending a 40-digit
+/// seq) still gets its answer, as from stock rpyc.
+pub struct Incoming {
+    payload: Vec<u8>,
+    msg: u8,
+    seq: Option<i64>,
+    seq_bytes: Range<usize>,
+    body: usize,
+}
+
+impl Incoming {
+    /// Parses the header of `payload` (either dialect): type, seq, and
+    /// where the body starts. The body itself is not read here.
+    pub fn parse(payload: Vec<u8>) -> Result<Incoming> {
+        let legacy = payload.first() == Some(&LEGACY_MESSAGE_TAG);
+        let (msg, start) = if legacy {
+            let mut dec = Decoder::new(&payload);
+            dec.next_token()?;
+            let msg = match dec.next_token()? {
+                Token::Int(n) if (MSG_REQUEST as i64..=MSG_EXCEPTION as i64).contains(&n) => n as u8,
+                _ => return Err(Error::protocol("invalid message type in an rpyc 5.x message")),
+            };
+            (msg, dec.offset())
+        } else {
+            let &msg = payload.first().ok_or_else(|| Error::protocol("empty message"))?;
+            if !(MSG_REQUEST..=MSG_EXCEPTION).contains(&msg) {
+                return Err(Error::protocol(format!("invalid message type {msg}")));
+            }
+            let mut dec = Decoder::new(&payload[1..]);
+            if dec.next_token()? != Token::Tuple(2) {
+                return Err(Error::protocol("message is not a (seq, body) pair"));
+            }
+            (msg, 1 + dec.offset())
+        };
+        let mut dec = Decoder::new(&payload[start..]);
+        let seq = match dec.next_token()? {
+            Token::Int(n) => Some(n),
+            Token::BigInt(_) => None,
+            _ => return Err(Error::protocol("message seq is not an int")),
+        };
+        let end = start + dec.offset();
+        if end >= payload.len() {
+            return Err(Error::protocol("message has no body"));
+        }
+        Ok(Incoming { msg, seq, seq_bytes: start..end, body: end, payload })
+    }
+
+    /// `MSG_REQUEST`, `MSG_REPLY` or `MSG_EXCEPTION`.
+    pub fn msg(&self) -> u8 {
+        self.msg
+    }
+
+    /// The seq, when it fits an `i64` (ours always do).
+    pub fn seq(&self) -> Option<i64> {
+        self.seq
+    }
+
+    /// True when the message came in rpyc 5.x's framing.
+    pub fn is_legacy(&self) -> bool {
+        self.payload.first() == Some(&LEGACY_MESSAGE_TAG)
+    }
+
+    /// The whole payload.
+    pub fn payload(&self) -> &[u8] {
+        &self.payload
+    }
+
+    /// A decoder at the start of the body. The body sits one level deep in
+    /// the message tuple, and the depth limit counts that level.
+    pub fn body(&self, opts: DecodeOptions) -> Decoder<'_> {
+        let mut dec = Decoder::with_options(&self.payload[self.body..], opts);
+        // A depth limit of 0 makes every compound fail, as before.
+        let _ = dec.enter();
+        dec
+    }
+
+    /// Checks that the body is one whole, well-formed brine value within the
+    /// limits, without building anything, so that garbage is refused before
+    /// any object or proxy exists. Bytes after the body are ignored, as
+    /// rpyc's `brine.load` ignores them.
+    pub fn validate(&self, opts: DecodeOptions) -> Result<()> {
+        let mut dec = self.body(opts);
+        dec.skip_value()?;
+        Ok(())
+    }
+
+    /// Starts the answer to this message in `buf` (clearing it): `msg`
+    /// with this message's seq, in the given framing; the caller appends
+    /// the body.
+    pub fn begin_answer(&self, buf: &mut Vec<u8>, msg: u8, legacy: bool) {
+        begin_frame(buf);
+        if legacy {
+            let _ = put_tuple_header(buf, 3);
+            put_int(buf, msg as i64);
+        } else {
+            buf.push(msg);
+            let _ = put_tuple_header(buf, 2);
+        }
+        buf.extend_from_slice(&self.payload[self.seq_bytes.clone()]);
+    }
 }
 
 #[cfg(test)]
@@ -213,13 +316,34 @@ mod tests {
         let mut h = parse_header(payload, DecodeOptions::default()).unwrap();
         assert_eq!((h.msg, h.seq), (MSG_REQUEST, 0));
         assert_eq!(h.body.next_token().unwrap(), Token::Tuple(2));
-        assert_eq!(peek_header(b"\x12\x52\x55\x11\x51\x00").unwrap(), (MSG_REPLY, 5));
+        let m = Incoming::parse(b"\x12\x52\x55\x11\x51\x00".to_vec()).unwrap();
+        assert_eq!((m.msg(), m.seq()), (MSG_REPLY, Some(5)));
         assert!(parse_header(b"\x12\x59\x50\x00", DecodeOptions::default()).is_err());
         assert!(parse_header(b"\x12\x51", DecodeOptions::default()).is_err());
         let mut buf = Vec::new();
         begin_request(&mut buf, 0, Handler::GetRoot, true);
         buf.extend_from_slice(b"\x11\x51\x02");
         assert_eq!(&buf[crate::channel::HEADER_LEN..], payload);
+    }
+
+    #[test]
+    fn incoming_echoes_any_seq_and_ignores_trailing_bytes() {
+        // A 40-digit seq (rpyc accepts any int) and two bytes after the body.
+        let seq = "1234567890123456789012345678901234567890";
+        let mut payload = vec![MSG_REQUEST, 0x11, 0x16, seq.len() as u8];
+        payload.extend_from_slice(seq.as_bytes());
+        payload.extend_from_slice(b"\x11\x51\x02\xff\xff");
+        let m = Incoming::parse(payload).unwrap();
+        assert_eq!(m.seq(), None);
+        m.validate(DecodeOptions::default()).unwrap();
+        let mut reply = Vec::new();
+        m.begin_answer(&mut reply, MSG_REPLY, false);
+        reply.extend_from_slice(b"\x11\x51\x00");
+        let back = Incoming::parse(reply[HEADER_LEN..].to_vec()).unwrap();
+        assert_eq!(back.msg(), MSG_REPLY);
+        assert_eq!(&back.payload()[4..4 + seq.len()], seq.as_bytes());
+        // No body at all is refused.
+        assert!(Incoming::parse(vec![MSG_REQUEST, 0x11, 0x50]).is_err());
     }
 
     #[test]

@@ -6,8 +6,9 @@
 //! `DEL(obj, n)` removes the entry when the stored count is below `n` and
 //! otherwise subtracts `n`. The peer's proxy counts its received references
 //! the same way (starting at 1), so the two stay in step however sends and
-//! DELs interleave. The table is generic over what an object is, so the
-//! Rust and Python object worlds share it.
+//! DELs interleave. The Rust object world keeps its objects here; the
+//! Python world uses rpyc's own `RefCountingColl` (`conn._local_objects`),
+//! which follows the same rule.
 
 use std::collections::HashMap;
 
@@ -16,7 +17,7 @@ use parking_lot::Mutex;
 use super::boxing::IdPack;
 
 /// A refcounted table of objects keyed by id pack.
-pub struct LocalObjects<T> {
+pub(crate) struct LocalObjects<T> {
     map: Mutex<HashMap<IdPack, (T, u64)>>,
 }
 
@@ -43,17 +44,20 @@ impl<T: Clone> LocalObjects<T> {
         self.map.lock().get(id).map(|(o, _)| o.clone())
     }
 
-    /// Drops `count` references. Returns the object if this removed it (so
-    /// the caller can drop it outside the lock), or `Err(())` when `id` is not
-    /// in the table.
+    /// Drops `count` references, rpyc's way for any int: the entry goes
+    /// when the stored count is below `count`, else `count` is subtracted
+    /// (a negative count adds, saturating). Returns the object if this
+    /// removed it (so the caller can drop it outside the lock), or `Err(())`
+    /// when `id` is not in the table.
     #[allow(clippy::result_unit_err)]
-    pub fn decref(&self, id: &IdPack, count: u64) -> Result<Option<T>, ()> {
+    pub fn decref(&self, id: &IdPack, count: i128) -> Result<Option<T>, ()> {
         let mut map = self.map.lock();
         let slot = map.get_mut(id).ok_or(())?;
-        if slot.1 < count {
+        if (slot.1 as i128) < count {
             Ok(map.remove(id).map(|(o, _)| o))
         } else {
-            slot.1 -= count;
+            let left = (slot.1 as i128).saturating_sub(count);
+            slot.1 = u64::try_from(left).unwrap_or(u64::MAX);
             Ok(None)
         }
     }
@@ -64,6 +68,7 @@ impl<T: Clone> LocalObjects<T> {
     }
 
     /// True when the peer holds nothing of ours.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
@@ -91,6 +96,9 @@ mod tests {
         t.add(id(1), "a");
         t.add(id(1), "a");
         // stored count is 2 after three sends; DEL(2) leaves it at 0, DEL(1) removes.
+        assert_eq!(t.decref(&id(1), 2), Ok(None));
+        // A negative count adds, as in rpyc; then DEL(2) leaves it at 0 again.
+        assert_eq!(t.decref(&id(1), -2), Ok(None));
         assert_eq!(t.decref(&id(1), 2), Ok(None));
         assert_eq!(t.len(), 1);
         assert_eq!(t.decref(&id(1), 1), Ok(Some("a")));

@@ -11,12 +11,11 @@
 
 use pyo3::prelude::*;
 
-mod boxing;
 mod brine;
 mod engine;
 mod exiting;
-mod serving;
 mod transport;
+mod world;
 
 /// The module initialiser Python calls on `import rpyc_rs._native`.
 ///

@@ -3,7 +3,6 @@
 //! [`FrameSink`] implemented by calling the channel's `poll`, `recv` and
 //! `send`, with the GIL taken only for those calls.
 
-use std::sync::Weak;
 use std::time::Duration;
 
 use pyo3::exceptions::{PyEOFError, PyOSError};
@@ -11,21 +10,21 @@ use pyo3::prelude::*;
 
 use crate::channel::{ChannelError, FrameSink, FrameSource};
 
-use super::engine::PyWorld;
 use super::exiting::attach;
+use super::world::interruption;
 
 /// Reads and writes frames through a Python `rpyc` channel, for streams
 /// whose bytes we cannot own (SSL sockets, pipes, tunnels).
 pub(crate) struct PyChannelFrames {
     pub(crate) channel: Py<PyAny>,
-    pub(crate) world: Weak<PyWorld>,
 }
 
 impl PyChannelFrames {
     /// EOFError ends the connection, as in rpyc, and so does an OSError
     /// (the stream is broken). Anything else comes from Python code that
-    /// ran during the wait (a signal handler's KeyboardInterrupt): it goes
-    /// to the Python call waiting on this thread, and the connection lives.
+    /// ran during the wait (a signal handler's KeyboardInterrupt): it
+    /// interrupts the wait and goes to the Python call waiting on this
+    /// thread, and the connection lives.
     fn error(&self, py: Python<'_>, e: PyErr) -> ChannelError {
         if e.is_instance_of::<PyEOFError>(py) {
             return ended(py, &e);
@@ -33,13 +32,7 @@ impl PyChannelFrames {
         if e.is_instance_of::<PyOSError>(py) {
             return ChannelError::Io(std::io::Error::other(e.to_string()));
         }
-        match self.world.upgrade() {
-            Some(world) => {
-                world.defer(e);
-                ChannelError::Timeout
-            }
-            None => ChannelError::Closed,
-        }
+        ChannelError::Interrupted(interruption(e))
     }
 }
 

@@ -17,6 +17,9 @@
 //! [`Service::builder`] and [`ObjectBuilder`].
 
 mod builder;
+// The demo service of `rpyc-rs serve` (also used by tests and benches):
+// public for them, not part of the supported API.
+#[doc(hidden)]
 pub mod demo;
 
 pub use builder::{

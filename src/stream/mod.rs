@@ -75,9 +75,60 @@ impl std::fmt::Debug for Stream {
 }
 
 /// Runs when a wait for data is interrupted by a signal (the Python
-/// bindings run Python's signal handlers here). Returning true abandons the
-/// wait, reported as a timeout.
-pub type InterruptHook = Box<dyn FnMut() -> bool + Send>;
+/// bindings run Python's signal handlers here). Returning an
+/// [`Interruption`] abandons the wait: the read fails with an
+/// [`io::ErrorKind::Interrupted`] error carrying it, which the channel turns
+/// into [`ChannelError::Interrupted`](crate::channel::ChannelError) and the
+/// engine hands to the waiting caller. `None` keeps waiting.
+pub type InterruptHook = Box<dyn FnMut() -> Option<Interruption> + Send>;
+
+/// Why a wait was abandoned before its reply came, carrying the object
+/// world's own error (a Python exception raised by a signal handler, or by a
+/// request served during the wait) up to the caller that waited.
+///
+/// The engine never looks inside `cause`; the world that made it takes it
+/// back out with [`Interruption::cause`].
+#[derive(Clone)]
+pub struct Interruption {
+    what: String,
+    cause: Arc<dyn std::any::Any + Send + Sync>,
+}
+
+impl Interruption {
+    /// An interruption described by `what`, carrying `cause`.
+    pub fn new(what: impl Into<String>, cause: impl std::any::Any + Send + Sync) -> Self {
+        Interruption { what: what.into(), cause: Arc::new(cause) }
+    }
+
+    /// The cause, if it is a `T`.
+    pub fn cause<T: 'static>(&self) -> Option<&T> {
+        self.cause.downcast_ref()
+    }
+
+    /// The interruption as an I/O error, for a stream's read to return.
+    pub fn into_io_error(self) -> io::Error {
+        io::Error::new(io::ErrorKind::Interrupted, self)
+    }
+
+    /// The interruption an I/O error carries, if it is one.
+    pub fn from_io_error(e: &io::Error) -> Option<Interruption> {
+        e.get_ref()?.downcast_ref::<Interruption>().cloned()
+    }
+}
+
+impl std::fmt::Debug for Interruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("Interruption").field(&self.what).finish()
+    }
+}
+
+impl std::fmt::Display for Interruption {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "interrupted: {}", self.what)
+    }
+}
+
+impl std::error::Error for Interruption {}
 
 impl Stream {
     /// Connects over TCP to the first address of `addr` that answers, each

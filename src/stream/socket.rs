@@ -30,7 +30,8 @@ use super::{InterruptHook, ReadHalf, WriteHalf};
 pub(super) type AckDebt = Arc<AtomicBool>;
 
 /// Waits until `fd` is readable (or hung up), at most `timeout`. False when
-/// the time ran out or `on_interrupt` abandoned the wait.
+/// the time ran out; an `Interrupted` error when `on_interrupt` abandoned
+/// the wait.
 pub(super) fn wait_readable(
     fd: RawFd,
     timeout: Option<Duration>,
@@ -64,8 +65,8 @@ pub(super) fn wait_readable(
             return Err(err);
         }
         if let Some(hook) = on_interrupt.as_mut() {
-            if hook() {
-                return Ok(false);
+            if let Some(why) = hook() {
+                return Err(why.into_io_error());
             }
         }
     }
@@ -177,8 +178,8 @@ impl SocketReader {
                 io::ErrorKind::WouldBlock => return Ok(None),
                 io::ErrorKind::Interrupted => {
                     if let Some(hook) = self.on_interrupt.as_mut() {
-                        if hook() {
-                            return Err(timed_out());
+                        if let Some(why) = hook() {
+                            return Err(why.into_io_error());
                         }
                     }
                 }

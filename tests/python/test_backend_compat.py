@@ -1437,7 +1437,6 @@ GARBAGE_FRAMES = [
     _frame(b"\x01\xff\xff\xff"),                   # invalid brine tag
     _frame(b"\x01\x11\x20\x12\x20\x10\x21\x0f"),  # truncated brine
     _frame(b"not zlib at all", compressed=1),     # claims compression
-    _frame(b"\x01\x11\x20\x02\x00"),              # trailing bytes after the message
 ]
 
 #: A well-formed request whose content means nothing: handler -40 with an
@@ -1517,6 +1516,53 @@ def test_hostile_client_meaningless_request(pair):
         # that connection is still served: a PING comes back
         hostile.sendall(_frame(_message(1, 1, (rpyc.core.consts.HANDLE_PING, (1, ("z",))))))
         assert _read_frame(hostile) == _message(2, 1, (1, "z"))
+    finally:
+        hostile.close()
+    assert good.root.echo("unaffected") == "unaffected"
+
+
+def test_hostile_client_odd_but_valid_requests(pair):
+    """What stock rpyc accepts and answers, every server answers alike: a
+    seq past 64 bits (echoed back), bytes after the message (ignored, as
+    brine.load ignores them), and DEL counts below zero or past any refcount
+    (rpyc's decref takes any int)."""
+    server = pair.server()
+    good = pair.connect(server)
+    consts = rpyc.core.consts
+    hostile = socket.create_connection((server.host, server.port), timeout=10)
+    try:
+        ping = (consts.HANDLE_PING, (1, ("z",)))
+        big = 10**39 + 7
+        hostile.sendall(_frame(_message(1, big, ping)))
+        assert _read_frame(hostile) == _message(2, big, (1, "z"))
+        hostile.sendall(_frame(_message(1, 2, ping) + b"\x00\x00"))
+        assert _read_frame(hostile) == _message(2, 2, (1, "z"))
+
+        def request(seq, handler, boxed_args):
+            hostile.sendall(_frame(_message(1, seq, (handler, boxed_args))))
+            reply = _read_frame(hostile)
+            if RPYC_MAJOR >= 6:
+                msg, (rseq, body) = reply[0], rpyc.core.brine.load(reply[1:])
+            else:
+                msg, rseq, body = rpyc.core.brine.load(reply)
+            assert rseq == seq
+            return msg, body
+
+        msg, root = request(3, consts.HANDLE_GETROOT, (consts.LABEL_VALUE, ()))
+        assert msg == consts.MSG_REPLY and root[0] == consts.LABEL_REMOTE_REF
+        home = (consts.LABEL_LOCAL_REF, root[1])
+
+        def delete(seq, count):
+            args = (consts.LABEL_TUPLE, (home, (consts.LABEL_VALUE, count)))
+            return request(seq, consts.HANDLE_DEL, args)
+
+        # held once (stored count 0): -5 adds five references, 10**30
+        # removes the entry whatever its count
+        assert delete(4, -5) == (consts.MSG_REPLY, (consts.LABEL_VALUE, None))
+        assert delete(5, 10**30) == (consts.MSG_REPLY, (consts.LABEL_VALUE, None))
+        # it is gone now: a KeyError comes back
+        msg, vinegar = delete(6, 1)
+        assert msg == consts.MSG_EXCEPTION and vinegar[0] == ("builtins", "KeyError")
     finally:
         hostile.close()
     assert good.root.echo("unaffected") == "unaffected"

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
-use rpyc_rs::server::{Mode, ServerAddr, ServerBuilder};
+use rpyc_rs::server::{Mode, ServerBuilder};
 use rpyc_rs::service::demo::demo_service;
 
 /// How the server gives connections threads.
@@ -72,10 +72,7 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
             args.unix.as_ref().map_or(format!("{}:{}", args.host, args.port), |p| p.display().to_string());
         format!("cannot listen on {what}: {e}")
     })?;
-    let addr = match server.addr() {
-        ServerAddr::Tcp(a) => a.to_string(),
-        ServerAddr::Unix(p) => p.display().to_string(),
-    };
+    let addr = server.addr().to_string();
     install_signal_handlers();
     let handle = server.spawn().map_err(|e| format!("cannot start the server thread: {e}"))?;
     {
