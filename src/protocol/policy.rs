@@ -172,10 +172,13 @@ where
     // `config["allow_exposed_attrs"] and config["exposed_prefix"]`: no
     // prefix at all when exposed names are off (or the prefix is empty).
     let prefix: Cow<'_, str> = if exposed { source.exposed_prefix()? } else { Cow::Borrowed("") };
-    let mut plain = source.flag(PolicyFlag::AllowAllAttrs)?;
-    plain = plain || (exposed && name.starts_with(prefix.as_ref()));
-    plain = plain || (source.flag(PolicyFlag::AllowSafeAttrs)? && source.is_safe(name)?);
-    plain = plain || (source.flag(PolicyFlag::AllowPublicAttrs)? && !name.starts_with('_'));
+    // rpyc builds `plain` with `|=`, which reads every switch whatever the
+    // earlier ones said (a missing key fails the same way here).
+    let all = source.flag(PolicyFlag::AllowAllAttrs)?;
+    let exposed_name = exposed && name.starts_with(prefix.as_ref());
+    let safe = source.flag(PolicyFlag::AllowSafeAttrs)? && source.is_safe(name)?;
+    let public = source.flag(PolicyFlag::AllowPublicAttrs)? && !name.starts_with('_');
+    let plain = all | exposed_name | safe | public;
     let prefixed = format!("{prefix}{name}");
     let has_exposed =
         !prefix.is_empty() && (probe.has_attr(&prefixed)? || probe.has_attr_static(&prefixed)?);

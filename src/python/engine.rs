@@ -46,6 +46,13 @@ pub(crate) struct PyWorld {
     pub(crate) stock_call: Py<PyAny>,
     pub(crate) base_netref: Py<PyType>,
     pub(crate) get_id_pack: Py<PyAny>,
+    /// rpyc's `hasattr_static` (as `rpyc.core.protocol` imports it).
+    pub(crate) hasattr_static: Py<PyAny>,
+    /// rpyc's own handler functions that `attrs.rs` serves natively, by
+    /// handler number; empty when the connection's class overrides one of
+    /// the methods those handlers call (`_access_attr`, `_check_attr`,
+    /// `_handle_getattr`, `_handle_call`), so the override runs.
+    pub(crate) native_handlers: Vec<(i64, Py<PyAny>)>,
     pub(crate) opts: DecodeOptions,
 }
 
@@ -95,6 +102,9 @@ struct RpycObjects {
     base_netref: Py<PyType>,
     get_id_pack: Py<PyAny>,
     stock_call: Py<PyAny>,
+    hasattr_static: Py<PyAny>,
+    /// rpyc's `Connection`, whose methods an override is compared with.
+    stock_conn: Py<PyAny>,
 }
 
 fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
@@ -104,9 +114,42 @@ fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
     }
     let base_netref = py.import("rpyc.core.netref")?.getattr("BaseNetref")?.cast_into::<PyType>()?.unbind();
     let get_id_pack = rpyc_attr(py, "rpyc.lib", "get_id_pack")?;
-    let stock_call =
-        py.import("rpyc.core.protocol")?.getattr("Connection")?.getattr("_handle_call")?.unbind();
-    Ok(OBJECTS.get_or_init(|| RpycObjects { base_netref, get_id_pack, stock_call }))
+    let protocol = py.import("rpyc.core.protocol")?;
+    let stock_conn = protocol.getattr("Connection")?;
+    let stock_call = stock_conn.getattr("_handle_call")?.unbind();
+    let hasattr_static = protocol.getattr("hasattr_static")?.unbind();
+    let stock_conn = stock_conn.unbind();
+    Ok(OBJECTS.get_or_init(|| RpycObjects {
+        base_netref,
+        get_id_pack,
+        stock_call,
+        hasattr_static,
+        stock_conn,
+    }))
+}
+
+/// rpyc's own functions for the handlers `attrs.rs` serves natively, when
+/// `conn`'s class keeps every method they call; otherwise none.
+fn native_handlers(
+    py: Python<'_>,
+    conn: &Bound<'_, PyAny>,
+    rpyc: &RpycObjects,
+) -> PyResult<Vec<(i64, Py<PyAny>)>> {
+    let stock = rpyc.stock_conn.bind(py);
+    let cls = conn.get_type();
+    for method in ["_access_attr", "_check_attr", "_handle_getattr", "_handle_call"] {
+        if !cls.getattr(method)?.is(&stock.getattr(method)?) {
+            return Ok(Vec::new());
+        }
+    }
+    let stock_handlers = stock.call_method0("_request_handlers")?;
+    let mut out = Vec::new();
+    for h in super::attrs::NATIVE_HANDLERS {
+        if let Ok(f) = stock_handlers.get_item(h as i64) {
+            out.push((h as i64, f.unbind()));
+        }
+    }
+    Ok(out)
 }
 
 /// The native half of an `rpyc_rs.Connection`.
@@ -175,6 +218,7 @@ impl Engine {
         let proxy_cache = conn.getattr("_proxy_cache")?.unbind();
         let handlers = conn.getattr("_HANDLERS")?.cast_into::<PyDict>()?.unbind();
         let config = conn.getattr("_config")?.cast_into::<PyDict>()?.unbind();
+        let native_handlers = native_handlers(py, conn, rpyc)?;
         let channel = channel.clone().unbind();
         let world = Arc::new({
             let core = match socket {
@@ -210,6 +254,8 @@ impl Engine {
                 base_netref: rpyc.base_netref.clone_ref(py),
                 get_id_pack: rpyc.get_id_pack.clone_ref(py),
                 stock_call: rpyc.stock_call.clone_ref(py),
+                hasattr_static: rpyc.hasattr_static.clone_ref(py),
+                native_handlers,
                 opts: DecodeOptions::default(),
             }
         });

@@ -11,6 +11,7 @@
 
 use pyo3::prelude::*;
 
+mod attrs;
 mod brine;
 mod engine;
 mod exiting;

@@ -20,9 +20,11 @@ use pyo3::types::{PyDict, PyString, PyTuple};
 use crate::brine::{DecodeOptions, Decoder};
 use crate::protocol::core::{Core, Peer};
 use crate::protocol::exchange::World;
+use crate::protocol::message::Handler;
 use crate::protocol::Error;
 use crate::stream::Interruption;
 
+use super::attrs::serve_natively;
 use super::brine::{dump_into, is_dumpable, load_from};
 use super::engine::PyWorld;
 use super::exiting::detach;
@@ -271,6 +273,16 @@ impl<'a, 'py> World for PySide<'a, 'py> {
         if func.is(self.w.stock_call.bind(py)) {
             if let Some(res) = call_natively(args)? {
                 return Ok(res);
+            }
+        } else if let Some((h, _)) =
+            self.w.native_handlers.iter().find(|(h, f)| *h == handler && func.is(f.bind(py)))
+        {
+            // rpyc's own attribute handler, on a class that overrides
+            // nothing it calls: served natively, with its semantics.
+            if let Some(h) = Handler::from_number(*h) {
+                if let Some(res) = serve_natively(self, h, args)? {
+                    return Ok(res);
+                }
             }
         }
         let mut call_args = Vec::with_capacity(args.len() + 1);

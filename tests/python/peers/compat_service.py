@@ -246,3 +246,4 @@ class CredentialsService(rpyc.Service):
 
     def exposed_pid(self):
         return os.getpid()
+from matrix_service import MatrixService  # noqa: E402,F401  (the policy matrix's service)

@@ -1,0 +1,302 @@
+//! rpyc's attribute handlers served natively on Python objects: GETATTR,
+//! SETATTR, DELATTR, CALLATTR, DEL, and the attribute lookups inside CMP and
+//! CTXEXIT.
+//!
+//! They follow rpyc 6.0.2's `_access_attr` and `_check_attr` step for step:
+//! the same type checks of the name, the same `getattr(type(obj),
+//! "_rpyc_getattr", None)` override lookup, the shared attribute policy
+//! ([`crate::protocol::policy`]) reading the connection's *live* config
+//! (`conn._config`, looked up per request, so a change after connecting
+//! takes effect), probing with Python's `hasattr` and rpyc's
+//! `hasattr_static`, and the same exceptions with the same messages. A
+//! user's properties and `__getattr__` run as often and in the same order
+//! as under rpyc.
+//!
+//! What makes it fast is not skipping steps but running them without
+//! Python frames, and answering `hasattr_static` (rpyc's
+//! `inspect.getattr_static`, slow and hit on every `__next__` of an
+//! iteration) natively whenever the object's classes are plain enough for
+//! the answer to be certain; otherwise rpyc's own function answers.
+//!
+//! The serving path calls [`serve_natively`] only for handlers that are
+//! still rpyc's own, on a connection class that overrides none of
+//! `_access_attr`, `_check_attr`, `_handle_getattr` and `_handle_call`; a
+//! subclass's override always runs as written.
+
+use std::borrow::Cow;
+
+use pyo3::exceptions::{PyAttributeError, PyKeyError, PyTypeError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
+
+use crate::protocol::message::Handler;
+use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError, PolicyFlag, PolicySource};
+
+use super::world::PySide;
+
+/// The handlers this module serves.
+pub(crate) const NATIVE_HANDLERS: [Handler; 7] = [
+    Handler::GetAttr,
+    Handler::SetAttr,
+    Handler::DelAttr,
+    Handler::CallAttr,
+    Handler::Del,
+    Handler::Cmp,
+    Handler::CtxExit,
+];
+
+/// The connection's config dict as the policy's settings.
+struct LiveConfig<'py>(Bound<'py, PyDict>);
+
+impl LiveConfig<'_> {
+    fn item(&self, key: &str) -> PyResult<Bound<'_, PyAny>> {
+        // `config[key]`: a missing key is rpyc's KeyError.
+        self.0.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.to_string()))
+    }
+}
+
+impl PolicySource<PyErr> for LiveConfig<'_> {
+    fn flag(&self, flag: PolicyFlag) -> PyResult<bool> {
+        self.item(flag.key())?.is_truthy()
+    }
+    fn exposed_prefix(&self) -> PyResult<Cow<'_, str>> {
+        let prefix = self.item("exposed_prefix")?;
+        // rpyc's `name.startswith(prefix)` refuses anything but a str.
+        let s = prefix.cast::<PyString>().map_err(|_| {
+            PyTypeError::new_err(format!(
+                "startswith first arg must be str or a tuple of str, not {}",
+                prefix.get_type().name().map(|n| n.to_string()).unwrap_or_default()
+            ))
+        })?;
+        Ok(Cow::Owned(s.to_str()?.to_string()))
+    }
+    fn is_safe(&self, name: &str) -> PyResult<bool> {
+        self.item("safe_attrs")?.contains(name)
+    }
+}
+
+/// An object's attributes as Python sees them.
+struct PyAttrs<'a, 'py> {
+    obj: &'a Bound<'py, PyAny>,
+    /// rpyc's `hasattr_static`, for what cannot be answered natively.
+    fallback: &'a Bound<'py, PyAny>,
+}
+
+impl AttrProbe<PyErr> for PyAttrs<'_, '_> {
+    fn has_attr(&mut self, name: &str) -> PyResult<bool> {
+        self.obj.hasattr(name)
+    }
+    fn has_attr_static(&mut self, name: &str) -> PyResult<bool> {
+        let py = self.obj.py();
+        let name = PyString::new(py, name);
+        match static_lookup(self.obj, &name)? {
+            Some(found) => Ok(found),
+            None => self.fallback.call1((self.obj, name))?.is_truthy(),
+        }
+    }
+}
+
+/// `inspect.getattr_static(obj, name)` succeeds, answered without Python
+/// code when the answer is certain: `obj` is an instance (not a class) whose
+/// classes all have the plain `type` as metaclass and none of which shadows
+/// `__dict__`. Then getattr_static looks in the instance dict and in the
+/// class dicts along the MRO, and so does this. `None` in every other case.
+fn static_lookup(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult<Option<bool>> {
+    let py = obj.py();
+    let tp = obj.get_type();
+    let plain_type = py.get_type::<PyType>();
+    if tp.is_subclass(&plain_type)? {
+        return Ok(None);
+    }
+    let mro = tp.mro();
+    let dict_key = pyo3::intern!(py, "__dict__");
+    let mut class_dicts = Vec::with_capacity(mro.len());
+    for entry in mro.iter() {
+        if !entry.get_type().is(&plain_type) {
+            return Ok(None);
+        }
+        let entry = entry.cast_into::<PyType>()?;
+        // With `type` as metaclass, `entry.__dict__` is the class's own
+        // namespace (type's data descriptor wins over anything in it).
+        let ns = entry.getattr(dict_key)?;
+        if let Ok(d) = ns.get_item(dict_key) {
+            if !is_plain_dict_descriptor(&d, &entry)? {
+                return Ok(None);
+            }
+        }
+        class_dicts.push(ns);
+    }
+    // The instance dict, as `object.__getattribute__(obj, "__dict__")`.
+    // SAFETY: valid pointers; a new reference or NULL with an exception set.
+    let inst = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(obj.as_ptr(), dict_key.as_ptr()))
+    };
+    match inst {
+        Ok(d) => match d.cast::<PyDict>() {
+            Ok(d) if d.is_exact_instance_of::<PyDict>() => {
+                if d.contains(name)? {
+                    return Ok(Some(true));
+                }
+            }
+            _ => return Ok(None),
+        },
+        Err(e) if e.is_instance_of::<PyAttributeError>(py) => {}
+        Err(_) => return Ok(None),
+    }
+    for ns in class_dicts {
+        if ns.contains(name)? {
+            return Ok(Some(true));
+        }
+    }
+    Ok(Some(false))
+}
+
+/// The `__dict__` entry a class gets from `type`: a getset descriptor named
+/// `__dict__` whose owner is that class. Anything else shadows `__dict__`,
+/// and getattr_static then skips the instance dict.
+fn is_plain_dict_descriptor(d: &Bound<'_, PyAny>, owner: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = d.py();
+    // Only the address of CPython's static getset-descriptor type object is
+    // taken; nothing is read or written through it.
+    let getset = std::ptr::addr_of_mut!(ffi::PyGetSetDescr_Type);
+    if d.get_type().as_ptr() != getset.cast::<ffi::PyObject>() {
+        return Ok(false);
+    }
+    Ok(d.getattr(pyo3::intern!(py, "__name__"))?.eq("__dict__")?
+        && d.getattr(pyo3::intern!(py, "__objclass__"))?.is(owner))
+}
+
+/// rpyc's `_access_attr(obj, name, args, overrider, param, default)`.
+fn access_attr<'py>(
+    side: &PySide<'_, 'py>,
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyAny>,
+    access: Access,
+    value: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let name = if name.is_exact_instance_of::<PyBytes>() {
+        // `str(name, "utf8")`
+        let b = name.cast::<PyBytes>()?;
+        PyString::from_encoded_object(b.as_any(), Some(c"utf8"), None)?
+    } else if name.is_exact_instance_of::<PyString>() {
+        name.cast::<PyString>()?.clone()
+    } else {
+        return Err(PyTypeError::new_err("name must be a string"));
+    };
+    let overrider = match access {
+        Access::Get => pyo3::intern!(py, "_rpyc_getattr"),
+        Access::Set => pyo3::intern!(py, "_rpyc_setattr"),
+        Access::Del => pyo3::intern!(py, "_rpyc_delattr"),
+    };
+    let mut args: Vec<Bound<'py, PyAny>> = vec![obj.clone()];
+    match obj.get_type().getattr_opt(overrider)? {
+        Some(accessor) if !accessor.is_none() => {
+            args.push(name.into_any());
+            args.extend(value.cloned());
+            accessor.call1(PyTuple::new(py, args)?)
+        }
+        _ => {
+            let resolved = check(side, obj, &name, access)?;
+            match access {
+                Access::Get => obj.getattr(resolved),
+                Access::Set => {
+                    let v = value.cloned().unwrap_or_else(|| py.None().into_bound(py));
+                    obj.setattr(resolved, v).map(|()| py.None().into_bound(py))
+                }
+                Access::Del => obj.delattr(resolved).map(|()| py.None().into_bound(py)),
+            }
+        }
+    }
+}
+
+/// rpyc's `_check_attr(obj, name, perm)` over the live config.
+fn check<'py>(
+    side: &PySide<'_, 'py>,
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+    access: Access,
+) -> PyResult<Bound<'py, PyString>> {
+    let py = obj.py();
+    let config = side.conn.getattr(pyo3::intern!(py, "_config"))?;
+    let config = LiveConfig(config.cast_into::<PyDict>().map_err(|e| PyTypeError::new_err(e.to_string()))?);
+    let fallback = side.w.hasattr_static.bind(py);
+    let mut probe = PyAttrs { obj, fallback };
+    let text = name.to_str()?;
+    match check_attr(&config, &mut probe, text, access) {
+        Ok(resolved) if resolved == text => Ok(name.clone()),
+        Ok(resolved) => Ok(PyString::new(py, &resolved)),
+        Err(PolicyError::Denied { .. }) => {
+            Err(PyAttributeError::new_err(format!("cannot access {}", name.repr()?)))
+        }
+        Err(PolicyError::Failed(e)) => Err(e),
+    }
+}
+
+/// `obj(*args, **dict(kwargs))`, rpyc's `_handle_call`.
+pub(crate) fn call<'py>(
+    obj: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyAny>,
+    kwargs: Option<&Bound<'py, PyAny>>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let args = match args.cast::<PyTuple>() {
+        Ok(t) => t.clone(),
+        Err(_) => PyTuple::new(py, args.try_iter()?.collect::<PyResult<Vec<_>>>()?)?,
+    };
+    let kwargs = match kwargs {
+        None => None,
+        Some(kw) => match kw.cast::<PyTuple>() {
+            Ok(pairs) if pairs.is_empty() => None,
+            _ => Some(py.get_type::<PyDict>().call1((kw,))?.cast_into::<PyDict>()?),
+        },
+    };
+    obj.call(args, kwargs.as_ref())
+}
+
+/// Serves `handler` natively when the request has the shape rpyc's handler
+/// takes; `None` to let rpyc's Python handler run (and fail as it would).
+pub(crate) fn serve_natively<'py>(
+    side: &PySide<'_, 'py>,
+    handler: Handler,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Option<Bound<'py, PyAny>>> {
+    let py = args.py();
+    let n = args.len();
+    let arg = |i: usize| args.get_item(i);
+    Ok(Some(match (handler, n) {
+        (Handler::GetAttr, 2) => access_attr(side, &arg(0)?, &arg(1)?, Access::Get, None)?,
+        (Handler::SetAttr, 3) => access_attr(side, &arg(0)?, &arg(1)?, Access::Set, Some(&arg(2)?))?,
+        (Handler::DelAttr, 2) => access_attr(side, &arg(0)?, &arg(1)?, Access::Del, None)?,
+        (Handler::CallAttr, 3 | 4) => {
+            let f = access_attr(side, &arg(0)?, &arg(1)?, Access::Get, None)?;
+            let kwargs = if n == 4 { Some(arg(3)?) } else { None };
+            call(&f, &arg(2)?, kwargs.as_ref())?
+        }
+        (Handler::Cmp, 2 | 3) => {
+            let obj = arg(0)?;
+            let op = if n == 3 { arg(2)? } else { PyString::new(py, "__cmp__").into_any() };
+            let tp = obj.get_type().into_any();
+            let f = access_attr(side, &tp, &op, Access::Get, None)?;
+            f.call1((obj, arg(1)?))?
+        }
+        (Handler::Del, 1 | 2) => {
+            let id_pack = side.w.get_id_pack.bind(py).call1((arg(0)?,))?;
+            let table = side.w.local_objects.bind(py);
+            match n {
+                2 => table.call_method1(pyo3::intern!(py, "decref"), (id_pack, arg(1)?))?,
+                _ => table.call_method1(pyo3::intern!(py, "decref"), (id_pack,))?,
+            };
+            py.None().into_bound(py)
+        }
+        // With an exception to pass on, rpyc re-raises it to get
+        // `sys.exc_info()`: its own handler does that part.
+        (Handler::CtxExit, 2) if arg(1)?.is_none() => {
+            let exit =
+                access_attr(side, &arg(0)?, &PyString::new(py, "__exit__").into_any(), Access::Get, None)?;
+            exit.call1((py.None(), py.None(), py.None()))?
+        }
+        _ => return Ok(None),
+    }))
+}
