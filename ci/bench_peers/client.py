@@ -23,7 +23,14 @@ Scenarios, each checking its result:
 - ``iter``: one pass of ``for x in lst`` over a 10,000-item remote list
   (``lst = conn.root.make_list(10000)``, made once): 10,001 round trips;
 - ``bytes``: ``f(payload)`` with a 16 MiB random ``bytes`` payload,
-  compressed by the channel as rpyc does by default.
+  compressed by the channel as rpyc does by default;
+- ``attr``: ``c.value`` on a held netref ``c = conn.root.counter(3)`` (one
+  GETATTR);
+- ``newobj``: ``conn.root.counter(3).increment()``: a new remote object of
+  a user class and one method call on it (GETATTR, CALL, CALLATTR, and the
+  two proxies' DELs);
+- ``callback``: ``conn.root.call_back(double, 21)``: the server calls the
+  client's function (GETATTR, CALL, the nested CALL back, DELs).
 
 (``--iter-items`` and ``--bytes-size`` change the two sizes, for the quick
 smoke run.)
@@ -114,7 +121,31 @@ class Target:
                 if len(f(payload)) != size:
                     raise RuntimeError(f"{size:,}-byte echo came back with another length")
             return echo_bytes
-        raise ValueError(f"unknown scenario {scenario!r} (have trivial, root, iter, bytes)")
+        if scenario == "attr":
+            counter = self.conn.root.counter(3)
+
+            def attr():
+                if counter.value != 3:
+                    raise RuntimeError("counter.value is not 3")
+            return attr
+        if scenario == "newobj":
+            root = self.conn.root
+
+            def newobj():
+                if root.counter(3).increment() != 4:
+                    raise RuntimeError("counter(3).increment() did not return 4")
+            return newobj
+        if scenario == "callback":
+            root = self.conn.root
+
+            def double(x):
+                return x * 2
+
+            def callback():
+                if root.call_back(double, 21) != 42:
+                    raise RuntimeError("call_back(double, 21) did not return 42")
+            return callback
+        raise ValueError(f"unknown scenario {scenario!r} (have trivial, root, iter, bytes, attr, newobj, callback)")
 
     def measure(self, scenario, count=None, seconds=None):
         fn = self.op(scenario)

@@ -32,6 +32,26 @@ class BenchService(rpyc.Service):
         # it remotely (one round trip per item), which is scenario (c).
         return list(range(int(n)))
 
+    def exposed_counter(self, start=0):
+        # A new object of a user class (the Rust demo service has one too).
+        return Counter(start)
+
+    def exposed_call_back(self, fn, *args):
+        # Calls the client's function: a callback round.
+        return fn(*args)
+
+
+class Counter:
+    """A small object of a user class, as the Rust demo service's counter:
+    a method and a value."""
+
+    def __init__(self, start):
+        self.exposed_value = start
+
+    def exposed_increment(self, by=1):
+        self.exposed_value += by
+        return self.exposed_value
+
 
 def exit_when_stdin_closes():
     try:

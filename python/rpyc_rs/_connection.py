@@ -51,6 +51,12 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 - rpyc 5.x and 6.x frame messages differently and cannot talk to each
   other. The engine reads both, speaks the installed rpyc's framing first
   and then the peer's: an rpyc-rs server serves 5.x and 6.x clients.
+- A proxy for an instance of one of the peer's (non-builtin) classes gets
+  its class from a cache keyed by the peer's class (name and id), so the
+  peer is asked (INSPECT) once per class rather than once per instance. The
+  methods INSPECT lists depend only on the class; a method added to that
+  class on the peer after its first instance was proxied is still reached
+  through ``getattr``, but not as a method of the proxy class.
 - On TCP the engine sets ``TCP_NODELAY`` and acknowledges reads at once
   (``TCP_QUICKACK``), so a stock peer's Nagle algorithm cannot stall calls.
 """
@@ -58,6 +64,7 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 import socket
 
 from rpyc.core import consts
+from rpyc.core import netref as _netref
 from rpyc.core import protocol as _rpyc_protocol
 from rpyc.core.channel import Channel
 from rpyc.core.protocol import DEFAULT_CONFIG
@@ -132,6 +139,9 @@ class Connection(_RpycConnection):
         # The hot path: netrefs call conn.sync_request(handler, proxy, *args);
         # an instance attribute sends that straight to the engine.
         self.sync_request = self._engine.sync_request
+        # Proxy classes for instances of the peer's classes, by
+        # (name pack, class id): see _netref_factory.
+        self._instance_netref_classes = {}
 
     def __repr__(self):
         return super().__repr__().replace("Connection", "rpyc_rs.Connection", 1)
@@ -158,6 +168,22 @@ class Connection(_RpycConnection):
         if timeout is not None:
             res.set_expiry(timeout)
         return res
+
+    def _netref_factory(self, id_pack):
+        """rpyc's, except that the proxy class for an instance of one of the
+        peer's classes is made once per class, not once per instance: rpyc
+        asks the peer (INSPECT, a round trip) for every new instance, though
+        the answer depends only on the class (``get_methods`` walks
+        ``type(obj).__mro__``). Classes (``id_pack[2] == 0``) and builtin
+        types are rpyc's business as before."""
+        if id_pack[2] != 0 and id_pack[0] not in _netref.builtin_classes_cache:
+            key = (id_pack[0], id_pack[1])
+            cls = self._instance_netref_classes.get(key)
+            if cls is None:
+                cls = _netref.class_factory(id_pack, self.sync_request(consts.HANDLE_INSPECT, id_pack))
+                self._instance_netref_classes[key] = cls
+            return cls(self, id_pack)
+        return super()._netref_factory(id_pack)
 
     def _send(self, msg, seq, args):
         raise NotImplementedError("rpyc_rs.Connection sends through its engine")

@@ -258,6 +258,12 @@ impl Incoming {
         &self.payload
     }
 
+    /// True for a REPLY whose body is a plain `None` (what a DEL, a SETATTR
+    /// or a CLOSE answers): nothing in it to unbox or release.
+    pub fn is_reply_of_none(&self) -> bool {
+        self.msg == MSG_REPLY && self.payload[self.body..].starts_with(&[0x11, 0x51, 0x00])
+    }
+
     /// A decoder at the start of the body. The body sits one level deep in
     /// the message tuple, and the depth limit counts that level.
     pub fn body(&self, opts: DecodeOptions) -> Decoder<'_> {

@@ -185,3 +185,19 @@ def test_object_tables_return_to_where_they_started(pair):  # noqa: F811
     table_size()
     assert table_size() == server_before
     assert len(conn._local_objects._dict) == client_before
+
+
+def test_inspect_once_per_class(pair):  # noqa: F811
+    """An rpyc-rs client asks for a class's methods (INSPECT) once per
+    remote class, against any server; stock rpyc asks once per instance.
+    The server notes each INSPECT: rpyc's handler probes
+    ``hasattr(obj, "____conn__")``, which runs Probe's ``__getattr__``."""
+    conn = pair.connect(pair.server("MatrixService"), check_server=False)
+    api = _api(conn.root)
+    events, make = api["events"], api["probe"]
+    events()
+    probes = [make() for _ in range(5)]
+    assert [p.emethod(2) for p in probes] == [6] * 5
+    assert len(probes[0]) == 3  # a dunder from INSPECT's list works on every proxy
+    inspects = [e for e in events() if e in INSPECT_EVENTS]
+    assert len(inspects) == (1 if pair.client_fast else 5)
