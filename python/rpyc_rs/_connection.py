@@ -73,7 +73,7 @@ from rpyc.core.stream import SocketStream
 from rpyc.lib import Timeout
 from rpyc.version import version as _rpyc_version
 
-from rpyc_rs._native import Engine
+from rpyc_rs._native import Engine, LocalObjects
 
 __all__ = ["Connection"]
 
@@ -129,6 +129,12 @@ class Connection(_RpycConnection):
             raise ValueError("rpyc_rs.Connection does not support bind_threads; "
                              "use rpyc's own Connection for it")
         super().__init__(root, channel, config)
+        # rpyc's RefCountingColl, native: same methods and _dict, and the
+        # engine reaches it without a Python call.
+        self._local_objects = LocalObjects()
+        # Proxy classes for instances of the peer's classes, by
+        # (name pack, class id): see _netref_factory.
+        self._instance_netref_classes = {}
         try:
             fd, peer, tcp = _owned_socket(channel)
             self._engine = Engine(self, channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
@@ -139,9 +145,11 @@ class Connection(_RpycConnection):
         # The hot path: netrefs call conn.sync_request(handler, proxy, *args);
         # an instance attribute sends that straight to the engine.
         self.sync_request = self._engine.sync_request
-        # Proxy classes for instances of the peer's classes, by
-        # (name pack, class id): see _netref_factory.
-        self._instance_netref_classes = {}
+        # And conn.async_request(HANDLE_DEL, proxy, count) from every
+        # dropped netref: the method below, done by the engine, unless a
+        # subclass has its own.
+        if type(self).async_request is Connection.async_request:
+            self.async_request = self._engine.async_request_rpyc
 
     def __repr__(self):
         return super().__repr__().replace("Connection", "rpyc_rs.Connection", 1)

@@ -33,6 +33,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
 use crate::protocol::message::Handler;
 use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError, PolicyFlag, PolicySource};
 
+use super::tables::LocalObjects;
 use super::world::PySide;
 
 /// The handlers this module serves.
@@ -282,12 +283,16 @@ pub(crate) fn serve_natively<'py>(
             f.call1((obj, arg(1)?))?
         }
         (Handler::Del, 1 | 2) => {
-            let id_pack = side.w.get_id_pack.bind(py).call1((arg(0)?,))?;
+            let id_pack = side.w.id_pack(&arg(0)?)?;
             let table = side.w.local_objects.bind(py);
-            match n {
-                2 => table.call_method1(pyo3::intern!(py, "decref"), (id_pack, arg(1)?))?,
-                _ => table.call_method1(pyo3::intern!(py, "decref"), (id_pack,))?,
-            };
+            let count = if n == 2 { Some(arg(1)?) } else { None };
+            match (table.cast::<LocalObjects>(), count) {
+                (Ok(native), count) => native.get().decref(&id_pack, count.as_ref())?,
+                (Err(_), Some(count)) => {
+                    drop(table.call_method1(pyo3::intern!(py, "decref"), (id_pack, count))?)
+                }
+                (Err(_), None) => drop(table.call_method1(pyo3::intern!(py, "decref"), (id_pack,))?),
+            }
             py.None().into_bound(py)
         }
         // With an exception to pass on, rpyc re-raises it to get

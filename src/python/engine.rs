@@ -46,6 +46,9 @@ pub(crate) struct PyWorld {
     pub(crate) stock_call: Py<PyAny>,
     pub(crate) base_netref: Py<PyType>,
     pub(crate) get_id_pack: Py<PyAny>,
+    /// Whether `get_id_pack` may be answered natively (rpyc 6's rule; under
+    /// rpyc 5 rpyc's own function always answers).
+    pub(crate) native_id_pack: bool,
     /// rpyc's `hasattr_static` (as `rpyc.core.protocol` imports it).
     pub(crate) hasattr_static: Py<PyAny>,
     /// rpyc's own handler functions that `attrs.rs` serves natively, by
@@ -53,6 +56,9 @@ pub(crate) struct PyWorld {
     /// the methods those handlers call (`_access_attr`, `_check_attr`,
     /// `_handle_getattr`, `_handle_call`), so the override runs.
     pub(crate) native_handlers: Vec<(i64, Py<PyAny>)>,
+    /// Proxies made without Python frames, when the connection keeps
+    /// rpyc-rs's proxy factory and rpyc's proxy cache.
+    pub(crate) fast_proxies: Option<super::proxies::FastProxies>,
     pub(crate) opts: DecodeOptions,
 }
 
@@ -69,6 +75,17 @@ impl PyWorld {
     /// connection has been collected.
     fn side<'a, 'py>(&'a self, py: Python<'py>) -> Option<PySide<'a, 'py>> {
         Some(PySide { w: self, conn: self.conn(py)? })
+    }
+
+    /// rpyc's `get_id_pack(obj)`: natively where that is certain to give
+    /// rpyc's answer (see `tables::id_pack`), else rpyc's function.
+    pub(crate) fn id_pack<'py>(&self, obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        if self.native_id_pack {
+            if let Some(t) = super::tables::id_pack(obj)? {
+                return Ok(t.into_any());
+            }
+        }
+        self.get_id_pack.bind(obj.py()).call1((obj,))
     }
 
     fn side_or_eof<'a, 'py>(&'a self, py: Python<'py>) -> PyResult<PySide<'a, 'py>> {
@@ -110,6 +127,8 @@ struct RpycObjects {
     hasattr_static: Py<PyAny>,
     /// rpyc's `Connection`, whose methods an override is compared with.
     stock_conn: Py<PyAny>,
+    /// The installed rpyc is 6.x.
+    rpyc6: bool,
 }
 
 fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
@@ -124,12 +143,15 @@ fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
     let stock_call = stock_conn.getattr("_handle_call")?.unbind();
     let hasattr_static = protocol.getattr("hasattr_static")?.unbind();
     let stock_conn = stock_conn.unbind();
+    let major = py.import("rpyc.version")?.getattr("version")?.get_item(0)?.str()?.to_str()?.parse::<i64>();
+    let rpyc6 = major.is_ok_and(|m| m >= 6);
     Ok(OBJECTS.get_or_init(|| RpycObjects {
         base_netref,
         get_id_pack,
         stock_call,
         hasattr_static,
         stock_conn,
+        rpyc6,
     }))
 }
 
@@ -224,6 +246,7 @@ impl Engine {
         let handlers = conn.getattr("_HANDLERS")?.cast_into::<PyDict>()?.unbind();
         let config = conn.getattr("_config")?.cast_into::<PyDict>()?.unbind();
         let native_handlers = native_handlers(py, conn, rpyc)?;
+        let fast_proxies = super::proxies::FastProxies::new(conn)?;
         let channel = channel.clone().unbind();
         let world = Arc::new({
             let core = match socket {
@@ -260,6 +283,8 @@ impl Engine {
                 get_id_pack: rpyc.get_id_pack.clone_ref(py),
                 stock_call: rpyc.stock_call.clone_ref(py),
                 hasattr_static: rpyc.hasattr_static.clone_ref(py),
+                native_id_pack: rpyc.rpyc6,
+                fast_proxies,
                 native_handlers,
                 opts: DecodeOptions::default(),
             }
@@ -323,6 +348,45 @@ impl Engine {
             }
         };
         sent.map_err(|e| side.error(e))
+    }
+
+    /// rpyc's `Connection.async_request(handler, *args, timeout=None)`, the
+    /// whole method natively (a netref's `__del__` calls it for every
+    /// dropped proxy): a DEL is queued and answers `None`; anything else
+    /// returns an rpyc `AsyncResult` (looked up in `rpyc.core.protocol` at
+    /// each call, as rpyc does).
+    #[pyo3(signature = (handler, *args, **kwargs))]
+    fn async_request_rpyc(
+        &self,
+        py: Python<'_>,
+        handler: i64,
+        args: &Bound<'_, PyTuple>,
+        kwargs: Option<&Bound<'_, PyDict>>,
+    ) -> PyResult<Py<PyAny>> {
+        let mut timeout = None;
+        if let Some(kw) = kwargs {
+            timeout = kw.get_item("timeout")?;
+            if timeout.is_some() {
+                kw.del_item("timeout")?;
+            }
+            if !kw.is_empty() {
+                return Err(pyo3::exceptions::PyTypeError::new_err(format!(
+                    "got unexpected keyword argument(s) {}",
+                    kw.keys().repr()?
+                )));
+            }
+        }
+        if handler == Handler::Del as i64 {
+            self.async_request(py, handler, args, None)?;
+            return Ok(py.None());
+        }
+        let side = self.world.side_or_eof(py)?;
+        let res = py.import("rpyc.core.protocol")?.getattr("AsyncResult")?.call1((&side.conn,))?;
+        self.async_request(py, handler, args, Some(res.clone().unbind()))?;
+        if let Some(t) = timeout.filter(|t| !t.is_none()) {
+            res.call_method1("set_expiry", (t,))?;
+        }
+        Ok(res.unbind())
     }
 
     /// Serves one incoming message if one arrives within `timeout` seconds

@@ -15,6 +15,8 @@ mod attrs;
 mod brine;
 mod engine;
 mod exiting;
+mod proxies;
+mod tables;
 mod transport;
 mod world;
 
@@ -28,5 +30,6 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     brine::register(m)?;
     engine::register(m)?;
     exiting::register(m)?;
+    tables::register(m)?;
     Ok(())
 }

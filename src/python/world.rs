@@ -28,10 +28,14 @@ use super::attrs::serve_natively;
 use super::brine::{dump_into, is_dumpable, load_from};
 use super::engine::PyWorld;
 use super::exiting::detach;
+use super::tables::LocalObjects;
 
 /// `object.__getattribute__(obj, name)`: reads a netref's own slots without
 /// going through its `__getattribute__` (which would ask the peer).
-fn generic_getattr<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+pub(crate) fn generic_getattr<'py>(
+    obj: &Bound<'py, PyAny>,
+    name: &Bound<'py, PyString>,
+) -> PyResult<Bound<'py, PyAny>> {
     // SAFETY: both pointers are valid for the call; the result is a new
     // reference or NULL with an exception set.
     unsafe {
@@ -41,7 +45,7 @@ fn generic_getattr<'py>(obj: &Bound<'py, PyAny>, name: &Bound<'py, PyString>) ->
 }
 
 /// `object.__setattr__(obj, name, value)`.
-fn generic_setattr(
+pub(crate) fn generic_setattr(
     obj: &Bound<'_, PyAny>,
     name: &Bound<'_, PyString>,
     value: &Bound<'_, PyAny>,
@@ -129,8 +133,12 @@ impl<'a, 'py> World for PySide<'a, 'py> {
 
     fn put_local_ref(&self, obj: &Self::Obj, out: &mut Vec<u8>) -> PyResult<()> {
         let py = self.py();
-        let id_pack = self.w.get_id_pack.bind(py).call1((obj,))?;
-        self.w.local_objects.bind(py).call_method1(pyo3::intern!(py, "add"), (&id_pack, obj))?;
+        let id_pack = self.w.id_pack(obj)?;
+        let table = self.w.local_objects.bind(py);
+        match table.cast::<LocalObjects>() {
+            Ok(native) => native.get().add(&id_pack, obj)?,
+            Err(_) => drop(table.call_method1(pyo3::intern!(py, "add"), (&id_pack, obj))?),
+        }
         dump_into(&id_pack, out, 0)
     }
 
@@ -145,7 +153,11 @@ impl<'a, 'py> World for PySide<'a, 'py> {
     fn local_object(&self, dec: &mut Decoder<'_>) -> PyResult<Self::Obj> {
         let py = self.py();
         let id_pack = load_from(py, dec)?;
-        self.w.local_objects.bind(py).get_item(id_pack)
+        let table = self.w.local_objects.bind(py);
+        match table.cast::<LocalObjects>() {
+            Ok(native) => native.get().get(&id_pack),
+            Err(_) => table.get_item(id_pack),
+        }
     }
 
     fn proxy(&self, dec: &mut Decoder<'_>) -> PyResult<Self::Obj> {
@@ -160,17 +172,22 @@ impl<'a, 'py> World for PySide<'a, 'py> {
         // peer becomes its repr, as there.
         let name = raw.get_item(0)?.str()?;
         let id_pack = PyTuple::new(py, [name.into_any(), raw.get_item(1)?, raw.get_item(2)?])?;
-        let cache = self.w.proxy_cache.bind(py);
-        let cached = cache.call_method1(pyo3::intern!(py, "get"), (&id_pack,))?;
-        if !cached.is_none() {
-            let key = pyo3::intern!(py, "____refcount__");
-            let n = generic_getattr(&cached, key)?.add(1)?;
-            generic_setattr(&cached, key, &n)?;
-            return Ok(cached);
+        match &self.w.fast_proxies {
+            Some(fast) => fast.proxy(&self.conn, &id_pack),
+            None => {
+                let cache = self.w.proxy_cache.bind(py);
+                let cached = cache.call_method1(pyo3::intern!(py, "get"), (&id_pack,))?;
+                if !cached.is_none() {
+                    let key = pyo3::intern!(py, "____refcount__");
+                    let n = generic_getattr(&cached, key)?.add(1)?;
+                    generic_setattr(&cached, key, &n)?;
+                    return Ok(cached);
+                }
+                let proxy = self.conn.call_method1(pyo3::intern!(py, "_netref_factory"), (&id_pack,))?;
+                cache.set_item(&id_pack, &proxy)?;
+                Ok(proxy)
+            }
         }
-        let proxy = self.conn.call_method1(pyo3::intern!(py, "_netref_factory"), (&id_pack,))?;
-        cache.set_item(&id_pack, &proxy)?;
-        Ok(proxy)
     }
 
     /// What rpyc raises for each way a call can end without a reply.

@@ -47,7 +47,11 @@ NAMES = [
     "locked", b"inst_attr",
 ]
 
-OBJECTS = ["probe", "probe_class", "slotted", "overridden"]
+#: The class comes last: under allow_setattr/allow_delattr the script
+#: changes it, and an rpyc-rs client, which asks for a class's methods once
+#: (not per instance, as stock rpyc does), would not see a dunder deleted
+#: from the class after that.
+OBJECTS = ["probe", "slotted", "overridden", "probe_class"]
 
 
 def _norm(text: str) -> str:
@@ -77,21 +81,6 @@ def _script(root):
     steps = []
     api = _api(root)
     set_config, probe_class = api["set_config"], api["probe_class"]
-    for obj_name in OBJECTS:
-        make = api[obj_name]
-        for name in NAMES:
-            # getattr/setattr/delattr take str names on the client; a bytes
-            # name goes through a raw request, as an old peer would send it.
-            if isinstance(name, bytes):
-                steps.append((f"{obj_name} getattr {name!r}",
-                              lambda make=make, name=name: make().____conn__.sync_request(
-                                  rpyc.core.consts.HANDLE_GETATTR, make(), name)))
-                continue
-            steps.append((f"{obj_name} getattr {name}", lambda make=make, name=name: getattr(make(), name)))
-            steps.append((f"{obj_name} hasattr {name}", lambda make=make, name=name: hasattr(make(), name)))
-            steps.append((f"{obj_name} setattr {name}",
-                          lambda make=make, name=name: setattr(make(), name, "set")))
-            steps.append((f"{obj_name} delattr {name}", lambda make=make, name=name: delattr(make(), name)))
     probe = api["probe"]
     steps += [
         ("call method", lambda: probe().method(4)),
@@ -107,6 +96,23 @@ def _script(root):
         ("repr", lambda: repr(probe())),
         ("class dir", lambda: sorted(n for n in dir(probe_class()) if not n.startswith("__"))),
         ("instantiate class", lambda: repr(probe_class()())),
+    ]
+    for obj_name in OBJECTS:
+        make = api[obj_name]
+        for name in NAMES:
+            # getattr/setattr/delattr take str names on the client; a bytes
+            # name goes through a raw request, as an old peer would send it.
+            if isinstance(name, bytes):
+                steps.append((f"{obj_name} getattr {name!r}",
+                              lambda make=make, name=name: make().____conn__.sync_request(
+                                  rpyc.core.consts.HANDLE_GETATTR, make(), name)))
+                continue
+            steps.append((f"{obj_name} getattr {name}", lambda make=make, name=name: getattr(make(), name)))
+            steps.append((f"{obj_name} hasattr {name}", lambda make=make, name=name: hasattr(make(), name)))
+            steps.append((f"{obj_name} setattr {name}",
+                          lambda make=make, name=name: setattr(make(), name, "set")))
+            steps.append((f"{obj_name} delattr {name}", lambda make=make, name=name: delattr(make(), name)))
+    steps += [
         # the live config: a change after connecting takes effect
         ("enable public", lambda: set_config("allow_public_attrs", True)),
         ("public after change", lambda: probe().inst_attr),

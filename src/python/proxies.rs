@@ -1,0 +1,155 @@
+//! Making proxies (netrefs) for the peer's objects without Python frames:
+//! rpyc's `_unbox` of a `REMOTE_REF` and `_netref_factory`, for a connection
+//! that uses rpyc-rs's own factory and rpyc's own proxy cache.
+//!
+//! Every step is rpyc's and keeps rpyc's objects: the live proxy in
+//! `conn._proxy_cache` (a `WeakValueDict`, whose `_dict` holds
+//! `key -> weakref` with a callback that pops the key) gets one more
+//! reference counted; otherwise the proxy class comes from
+//! `conn._netref_classes_cache` (classes), `netref.builtin_classes_cache`
+//! (builtin types) or the per-class cache of instances (see
+//! `_connection.py`), and the instance is made as `BaseNetref.__init__`
+//! makes it. Whatever needs the peer (an INSPECT for a class not seen yet)
+//! goes through `conn._netref_factory` in Python as before.
+
+use pyo3::exceptions::PyKeyError;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
+
+use super::world::{generic_getattr, generic_setattr};
+
+/// The objects the fast path reads, looked up once per connection.
+pub(crate) struct FastProxies {
+    /// `conn._proxy_cache._dict`
+    cache: Py<PyDict>,
+    /// `conn._netref_classes_cache`
+    classes: Py<PyDict>,
+    /// `conn._instance_netref_classes`
+    instance_classes: Py<PyDict>,
+    /// `rpyc.core.netref.builtin_classes_cache`
+    builtin_classes: Py<PyDict>,
+    /// `BaseNetref.__init__`, which the fast path does itself.
+    base_init: Py<PyAny>,
+    /// `object.__new__`
+    object_new: Py<PyAny>,
+}
+
+impl FastProxies {
+    /// The fast path for `conn`, when it has rpyc-rs's `_netref_factory`
+    /// and rpyc's own `WeakValueDict` as its proxy cache; `None` leaves
+    /// proxy making to Python (a subclass's factory runs as written).
+    pub(crate) fn new(conn: &Bound<'_, PyAny>) -> PyResult<Option<FastProxies>> {
+        let py = conn.py();
+        let ours = py.import("rpyc_rs._connection")?.getattr("Connection")?.getattr("_netref_factory")?;
+        if !conn.get_type().getattr("_netref_factory")?.is(&ours) {
+            return Ok(None);
+        }
+        let cache = conn.getattr("_proxy_cache")?;
+        let weak_value_dict = py.import("rpyc.lib.colls")?.getattr("WeakValueDict")?;
+        if !cache.get_type().is(&weak_value_dict) {
+            return Ok(None);
+        }
+        let netref = py.import("rpyc.core.netref")?;
+        Ok(Some(FastProxies {
+            cache: cache.getattr("_dict")?.cast_into::<PyDict>()?.unbind(),
+            classes: conn.getattr("_netref_classes_cache")?.cast_into::<PyDict>()?.unbind(),
+            instance_classes: conn.getattr("_instance_netref_classes")?.cast_into::<PyDict>()?.unbind(),
+            builtin_classes: netref.getattr("builtin_classes_cache")?.cast_into::<PyDict>()?.unbind(),
+            base_init: netref.getattr("BaseNetref")?.getattr("__init__")?.unbind(),
+            object_new: py.get_type::<PyAny>().getattr("__new__")?.unbind(),
+        }))
+    }
+
+    /// The proxy for `id_pack` (already normalised as rpyc's `_unbox` does).
+    pub(crate) fn proxy<'py>(
+        &self,
+        conn: &Bound<'py, PyAny>,
+        id_pack: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = conn.py();
+        let cache = self.cache.bind(py);
+        // `_proxy_cache.get(id_pack)`: a live proxy counts one more reference.
+        if let Some(wr) = cache.get_item(id_pack)? {
+            let live = wr.call0()?;
+            if !live.is_none() {
+                let key = pyo3::intern!(py, "____refcount__");
+                let n = generic_getattr(&live, key)?.add(1)?;
+                generic_setattr(&live, key, &n)?;
+                return Ok(live);
+            }
+        }
+        let proxy = match self.class_for(id_pack)? {
+            Some(cls) => self.instantiate(conn, &cls, id_pack)?,
+            // A class not seen yet: rpyc-rs's factory asks the peer.
+            None => conn.call_method1(pyo3::intern!(py, "_netref_factory"), (id_pack,))?,
+        };
+        // `_proxy_cache[id_pack] = proxy`, as rpyc's WeakValueDict stores it.
+        let remover = Py::new(
+            py,
+            CacheRemover { dict: self.cache.clone_ref(py), key: id_pack.clone().into_any().unbind() },
+        )?;
+        let wr = PyWeakrefReference::new_with(&proxy, remover)?;
+        cache.set_item(id_pack, wr)?;
+        Ok(proxy)
+    }
+
+    /// The proxy class `_netref_factory` would pick without asking the peer.
+    fn class_for<'py>(&self, id_pack: &Bound<'py, PyTuple>) -> PyResult<Option<Bound<'py, PyAny>>> {
+        let py = id_pack.py();
+        let name = id_pack.get_item(0)?;
+        let instance = id_pack.get_item(2)?;
+        let is_class = instance.eq(0)?;
+        if is_class {
+            if let Some(cls) = self.classes.bind(py).get_item(id_pack)? {
+                return Ok(Some(cls));
+            }
+        }
+        if let Some(cls) = self.builtin_classes.bind(py).get_item(&name)? {
+            return Ok(Some(cls));
+        }
+        if !is_class {
+            let key = PyTuple::new(py, [name, id_pack.get_item(1)?])?;
+            return self.instance_classes.bind(py).get_item(key);
+        }
+        Ok(None)
+    }
+
+    /// `cls(conn, id_pack)`: `BaseNetref.__init__` done here when the class
+    /// has it unchanged.
+    fn instantiate<'py>(
+        &self,
+        conn: &Bound<'py, PyAny>,
+        cls: &Bound<'py, PyAny>,
+        id_pack: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let py = conn.py();
+        let plain = cls.getattr(pyo3::intern!(py, "__init__"))?.is(self.base_init.bind(py))
+            && cls.getattr(pyo3::intern!(py, "__new__"))?.is(self.object_new.bind(py));
+        if !plain || !cls.is_instance_of::<PyType>() {
+            return cls.call1((conn, id_pack));
+        }
+        let obj = self.object_new.bind(py).call1((cls,))?;
+        generic_setattr(&obj, pyo3::intern!(py, "____conn__"), conn)?;
+        generic_setattr(&obj, pyo3::intern!(py, "____id_pack__"), id_pack)?;
+        generic_setattr(&obj, pyo3::intern!(py, "____refcount__"), &1i64.into_pyobject(py)?.into_any())?;
+        Ok(obj)
+    }
+}
+
+/// rpyc's `WeakValueDict` remover: when the proxy dies, its key goes.
+#[pyclass(module = "rpyc_rs._native", name = "_CacheRemover", frozen)]
+struct CacheRemover {
+    dict: Py<PyDict>,
+    key: Py<PyAny>,
+}
+
+#[pymethods]
+impl CacheRemover {
+    /// `_dict.pop(key, None)`.
+    fn __call__(&self, py: Python<'_>, _wr: &Bound<'_, PyAny>) -> PyResult<()> {
+        match self.dict.bind(py).del_item(self.key.bind(py)) {
+            Err(e) if e.is_instance_of::<PyKeyError>(py) => Ok(()),
+            other => other,
+        }
+    }
+}

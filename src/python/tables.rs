@@ -1,0 +1,250 @@
+//! The Python world's bookkeeping, native: the table of objects the peer
+//! holds (`conn._local_objects`), and `get_id_pack` for the objects that go
+//! into it.
+//!
+//! [`LocalObjects`] is rpyc's `RefCountingColl` (same methods, same
+//! refcount rule, the same `_dict` of `key -> [obj, count]`), with every
+//! operation done in Rust while holding the GIL, so each is atomic against
+//! Python threads without a lock, and the engine reaches it without a
+//! Python call. [`id_pack`] answers rpyc 6's `get_id_pack` natively for the
+//! objects that make up nearly all traffic (instances whose attribute
+//! lookups run no user code, and bound methods), and asks rpyc's own
+//! function for everything else.
+
+use pyo3::exceptions::{PyAttributeError, PyKeyError};
+use pyo3::ffi;
+use pyo3::prelude::*;
+use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType};
+
+/// rpyc's `RefCountingColl`, native. Registered as
+/// `rpyc_rs._native.LocalObjects`; `rpyc_rs.Connection` puts one in
+/// `_local_objects`.
+#[pyclass(module = "rpyc_rs._native", name = "LocalObjects", frozen)]
+pub struct LocalObjects {
+    dict: Py<PyDict>,
+}
+
+#[pymethods]
+impl LocalObjects {
+    #[new]
+    fn py_new(py: Python<'_>) -> Self {
+        LocalObjects { dict: PyDict::new(py).unbind() }
+    }
+
+    /// Records one more reference to `obj` sent under `key`: stored with a
+    /// count of 0 the first time, plus one each time after.
+    pub(crate) fn add(&self, key: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        let py = key.py();
+        let dict = self.dict.bind(py);
+        match dict.get_item(key)? {
+            Some(slot) => {
+                let slot = slot.cast_into::<PyList>()?;
+                let n = slot.get_item(1)?.add(1)?;
+                slot.set_item(1, n)
+            }
+            None => dict.set_item(key, PyList::new(py, [obj.clone(), 0i64.into_pyobject(py)?.into_any()])?),
+        }
+    }
+
+    /// Forgets everything.
+    fn clear(&self, py: Python<'_>) {
+        self.dict.bind(py).clear();
+    }
+
+    /// Drops `count` references: the entry goes when its count is below
+    /// `count`, else `count` is subtracted (rpyc's rule, for any number).
+    #[pyo3(signature = (key, count = None))]
+    pub(crate) fn decref(&self, key: &Bound<'_, PyAny>, count: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
+        let py = key.py();
+        let dict = self.dict.bind(py);
+        let slot = dict.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))?;
+        let slot = slot.cast_into::<PyList>()?;
+        let one = 1i64.into_pyobject(py)?.into_any();
+        let count = count.unwrap_or(&one);
+        let held = slot.get_item(1)?;
+        if held.lt(count)? {
+            dict.del_item(key)
+        } else {
+            slot.set_item(1, held.sub(count)?)
+        }
+    }
+
+    fn __getitem__<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        self.get(key)
+    }
+
+    fn __contains__(&self, key: &Bound<'_, PyAny>) -> PyResult<bool> {
+        self.dict.bind(key.py()).contains(key)
+    }
+
+    fn __len__(&self, py: Python<'_>) -> usize {
+        self.dict.bind(py).len()
+    }
+
+    fn __repr__(&self, py: Python<'_>) -> PyResult<String> {
+        Ok(self.dict.bind(py).repr()?.to_string())
+    }
+
+    /// The table itself, `key -> [obj, count]`, as rpyc's `_dict`.
+    #[getter(_dict)]
+    fn dict<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
+        self.dict.bind(py).clone()
+    }
+}
+
+impl LocalObjects {
+    /// The object stored under `key` (a KeyError when there is none).
+    pub(crate) fn get<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+        let slot = self
+            .dict
+            .bind(key.py())
+            .get_item(key)?
+            .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))?;
+        slot.get_item(0)
+    }
+}
+
+extern "C" {
+    // Exported by CPython 3.8 to 3.13 (`cpython/object.h`): the attribute
+    // lookup along a type's MRO that `getattr` itself starts with. It runs
+    // no Python code and sets no exception; the result is borrowed.
+    fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+/// What `type` has under `name` along its MRO, without running anything.
+fn type_lookup<'py>(tp: &Bound<'py, PyType>, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
+    // SAFETY: both pointers are valid for the call; the result is a
+    // borrowed reference (or NULL, with no exception set), turned into an
+    // owned one at once while the GIL is held.
+    unsafe {
+        let r = _PyType_Lookup(tp.as_ptr().cast(), name.as_ptr());
+        Bound::from_borrowed_ptr_or_opt(tp.py(), r)
+    }
+}
+
+/// True when `obj` has no attribute `name` by a lookup that runs no user
+/// code: none on its type's MRO, and none in its instance dict.
+fn lacks_plainly(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+    if type_lookup(&obj.get_type(), name).is_some() {
+        return false;
+    }
+    let py = obj.py();
+    // SAFETY: valid pointers; a new reference or NULL with an exception set.
+    let found = unsafe {
+        Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr()))
+    };
+    matches!(found, Err(e) if e.is_instance_of::<PyAttributeError>(py))
+}
+
+/// True when `tp`'s attribute lookup is `object`'s own (no
+/// `__getattribute__` or `__getattr__` of a class's).
+fn generic_getattr(tp: &Bound<'_, PyType>) -> bool {
+    // SAFETY: reading a slot of a live type object.
+    let getattro = unsafe { (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_getattro };
+    // Compared as addresses: ELF gives a function one canonical address in
+    // a process, so the slot holds CPython's own function iff this is it.
+    getattro.map(|f| f as *const () as usize) == Some(ffi::PyObject_GenericGetAttr as *const () as usize)
+}
+
+/// rpyc 6's `get_id_pack(obj)`, natively when the answer is certain without
+/// running user code, `None` otherwise (the caller then asks rpyc).
+///
+/// rpyc evaluates `getattr(obj, "____id_pack__", undef)` and
+/// `getattr(obj, "__name__", None)`, then takes the instance branch:
+/// `(f"{cls.__module__}.{cls.__name__}", id(type(obj)), id(obj))` with
+/// `cls = obj.__class__`. That is certain here when: `obj` is not a module
+/// or a class; its type and that type's metaclass are plain (`object`'s
+/// attribute lookup, `type` as metaclass, the standard `__class__`); neither
+/// lookup finds anything, or finds nothing that would run code; and the
+/// class's `__module__` and `__name__` are strings. A bound method of a
+/// plain function is the other common case (what `root.echo` returns).
+pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
+    let py = obj.py();
+    let tp = obj.get_type();
+    let plain_type = py.get_type::<PyType>();
+    if !tp.get_type().is(&plain_type) || tp.is_subclass(&plain_type)? {
+        return Ok(None);
+    }
+    let module_type = py.get_type::<PyModule>();
+    if tp.is_subclass(&module_type)? {
+        return Ok(None);
+    }
+    let id_key = pyo3::intern!(py, "____id_pack__");
+    let name_key = pyo3::intern!(py, "__name__");
+    let class_key = pyo3::intern!(py, "__class__");
+    // The standard `__class__` (object's), so `obj.__class__` is `type(obj)`.
+    let standard_class = type_lookup(&py.get_type::<pyo3::types::PyAny>(), class_key);
+    match (type_lookup(&tp, class_key), standard_class) {
+        (Some(a), Some(b)) if a.is(&b) => {}
+        _ => return Ok(None),
+    }
+    if tp.is(&bound_method_type(py)?) {
+        // `method.__getattribute__` asks the function for what the method
+        // type lacks: the function must be a plain one lacking both names.
+        let func = obj.getattr(pyo3::intern!(py, "__func__"))?;
+        if !func.get_type().is(&function_type(py)?) || !lacks_plainly(&func, id_key) {
+            return Ok(None);
+        }
+    } else {
+        if !generic_getattr(&tp) || !lacks_plainly(obj, id_key) {
+            return Ok(None);
+        }
+        // `__name__` may be found (rpyc ignores its value on this branch),
+        // but not through a descriptor that would run code.
+        if let Some(found) = type_lookup(&tp, name_key) {
+            if found.get_type().hasattr(pyo3::intern!(py, "__get__"))? {
+                return Ok(None);
+            }
+        }
+    }
+    let module = tp.getattr(pyo3::intern!(py, "__module__"))?;
+    let name = tp.getattr(name_key)?;
+    let (Ok(module), Ok(name)) = (module.cast::<PyString>(), name.cast::<PyString>()) else {
+        return Ok(None);
+    };
+    let name_pack = format!("{}.{}", module.to_str()?, name.to_str()?);
+    let ids = [tp.as_ptr() as usize, obj.as_ptr() as usize];
+    Ok(Some(PyTuple::new(
+        py,
+        [
+            PyString::new(py, &name_pack).into_any(),
+            ids[0].into_pyobject(py)?.into_any(),
+            ids[1].into_pyobject(py)?.into_any(),
+        ],
+    )?))
+}
+
+fn bound_method_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    types_attr(py, "MethodType")
+}
+
+fn function_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
+    types_attr(py, "FunctionType")
+}
+
+/// A type from the `types` module (looked up per call: an import from
+/// `sys.modules` and an attribute read).
+fn types_attr<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
+    Ok(py.import("types")?.getattr(name)?.cast_into::<PyType>()?)
+}
+
+/// `get_id_pack(obj)` as the engine computes it: rpyc 6's answer, natively
+/// where that is certain, else from `rpyc.lib.get_id_pack` (always, under
+/// rpyc 5). For tests and tools; the engine calls [`id_pack`] directly.
+#[pyfunction]
+fn get_id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = obj.py();
+    let major = py.import("rpyc.version")?.getattr("version")?.get_item(0)?.str()?.to_str()?.parse::<i64>();
+    if major.is_ok_and(|m| m >= 6) {
+        if let Some(t) = id_pack(obj)? {
+            return Ok(t.into_any());
+        }
+    }
+    py.import("rpyc.lib")?.getattr("get_id_pack")?.call1((obj,))
+}
+
+/// Registers the table class and `get_id_pack`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_class::<LocalObjects>()?;
+    m.add_function(wrap_pyfunction!(get_id_pack, m)?)
+}
