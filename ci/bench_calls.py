@@ -654,8 +654,9 @@ def main() -> int:
                     help="seconds any single driver command may take beyond its run")
     ap.add_argument("--anycpu-repeats", type=int, default=2 if quick else 7,
                     help="rounds of the unpinned repeat of trivial and root (default 7; 2 with BENCH_QUICK=1)")
-    ap.add_argument("--only", default="trivial,root,iter,bytes,hammer,anycpu",
-                    help="comma-separated scenarios to run (anycpu: trivial and root again, unpinned)")
+    ap.add_argument("--only", default="trivial,root,ops,iter,bytes,hammer,anycpu",
+                    help="comma-separated scenarios to run (ops: issue 10's everyday operations; "
+                         "anycpu: trivial, root and ops again, unpinned)")
     pin_env = os.environ.get("BENCH_PIN", "")
     ap.add_argument("--pin", type=int, default=None if pin_env in ("off", "no", "none") else
                     int(pin_env) if pin_env.isdigit() else max(ALL_CPUS),
@@ -706,6 +707,10 @@ def main() -> int:
             P("fast", "stock", "root"), P("stock", "fast", "root"),
             P("rust", "stock", "root"), P("stock", "rust", "root"), P("rust", "rust", "root"),
         ]
+    if "ops" in only:
+        # Issue 10's everyday operations, each beside the held call it is
+        # counted in, stock and rpyc_rs at both ends, in the same rounds.
+        groups["ops"] = [P(end, end, sc) for sc in OPS for end in ("stock", "fast")]
     if "iter" in only:
         groups["iter"] = [P("stock", "stock", "iter"), P("fast", "fast", "iter"),
                           P("fast", "stock", "iter"), P("stock", "fast", "iter")]
@@ -727,6 +732,8 @@ def main() -> int:
             P("stock", "stock", "root"), P("fast", "fast", "root"), P("fast", "stock", "root"),
             P("rust", "stock", "root"), P("rust", "rust", "root"),
         ]
+        if "ops" in only:
+            groups["ops-anycpu"] = [P("fast", "fast", sc) for sc in OPS]
     if "hammer" in only:
         groups["hammer"] = [P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
                             P("fast", "stock", "trivial"), P("stock", "fast", "trivial"),
@@ -764,11 +771,24 @@ def main() -> int:
     return 1 if args.check and (failed or missed) else 0
 
 
-def find(groups, group: str, client: str, server: str) -> Optional[Pairing]:
+def find(groups, group: str, client: str, server: str, scenario: Optional[str] = None) -> Optional[Pairing]:
     for p in groups.get(group, []):
-        if p.client == client and p.server == server:
+        if p.client == client and p.server == server and scenario in (None, p.scenario):
             return p
     return None
+
+
+#: Issue 10's operations (``ci/bench_peers/client.py`` scenarios), the held
+#: call first: each is counted in held calls.
+OPS = ["trivial", "root", "attr", "newobj", "callback"]
+OP_TITLES = {
+    "root": "`conn.root.echo(1)` (GETATTR + CALL)",
+    "attr": "`c.value`, reading an attribute (GETATTR)",
+    "newobj": "`conn.root.counter(3).increment()`: a new object and a method call",
+    "callback": "`conn.root.call_back(double, 21)`: a callback round",
+}
+#: (target as the issue states it, the limit in held calls)
+OP_TARGETS = {"root": ("≤ 2.2", 2.2), "attr": ("≤ 1.3", 1.3), "newobj": ("≤ 6", 6.0), "callback": ("≤ 4", 4.0)}
 
 
 def render(groups, frame, args, elapsed):
@@ -956,6 +976,61 @@ def render(groups, frame, args, elapsed):
                 line += (" 1x |" if p is raw_p else
                          f" {fmt_x(paired_ratio(p, raw_p, 'p50'))} ({fmt_x(paired_ratio(p, raw_p, 'wall'))}) |")
             L.append(line)
+        L.append("")
+
+    if "ops" in groups:
+        L += ["#### Issue 10: everyday operations, counted in held calls", "",
+              "Each operation's time over a held call `f(1)` measured in the same rounds (median of the "
+              "per-round ratios), `rpyc_rs.install()` at both ends; stock rpyc at both ends beside it.", "",
+              "| operation | rpyc_rs: wall / op | in held calls | stock: wall / op | rpyc_rs vs stock "
+              "| unpinned: in held calls | target |", "|---|---:|---:|---:|---:|---:|---|"]
+        held_f = find(groups, "ops", "fast", "fast", "trivial")
+        held_s = find(groups, "ops", "stock", "stock", "trivial")
+        held_any = find(groups, "ops-anycpu", "fast", "fast", "trivial")
+        for sc in OPS[1:]:
+            f = find(groups, "ops", "fast", "fast", sc)
+            s = find(groups, "ops", "stock", "stock", sc)
+            fa = find(groups, "ops-anycpu", "fast", "fast", sc)
+            if not f or f.error or not held_f or held_f.error:
+                L.append(f"| {OP_TITLES[sc]} | FAILED | | | | | |")
+                continue
+            held = paired_ratio(f, held_f, "wall", invert=False)
+            vs = paired_ratio(f, s, "wall", invert=True) if s and not s.error else None
+            held_u = paired_ratio(fa, held_any, "wall", invert=False) if fa and held_any and not fa.error else None
+            target, limit = OP_TARGETS[sc]
+            met = held is not None and held <= limit
+            checks.append({"what": f"10: {sc} ≤ {limit} held calls", "value": held, "target": limit,
+                           "higher_is_better": False, "met": met})
+            extra = ""
+            if sc == "root" and vs is not None:
+                ok10 = vs >= 10
+                checks.append({"what": "10: root.method ≥10x stock", "value": vs, "target": 10.0,
+                               "higher_is_better": True, "met": ok10})
+                extra = f"; ≥ 10x stock: {'met' if ok10 else '**missed**'}"
+            L.append(f"| {OP_TITLES[sc]} | {fmt_us(f.median('wall'))} | **{held:.2f}** | "
+                     f"{fmt_us(s.median('wall')) if s and not s.error else 'FAILED'} | {fmt_x(vs)} | "
+                     f"{f'{held_u:.2f}' if held_u is not None else '-'} | {target}: "
+                     f"{'met' if met else '**missed**'}{extra} |")
+        it = find(groups, "iter", "fast", "fast")
+        tr = find(groups, "trivial", "fast", "fast")
+        if it and tr and not it.error and not tr.error and it.median("wall") and tr.median("wall"):
+            per_item = it.median("wall") / (items + 1) / tr.median("wall")
+            met = per_item <= 1.2
+            checks.append({"what": "10: iteration ≤ 1.2 held calls per item", "value": per_item, "target": 1.2,
+                           "higher_is_better": False, "met": met})
+            L.append(f"| iterating a remote list, per item | {fmt_us(it.median('wall') / (items + 1))} | "
+                     f"**{per_item:.2f}** | | | - | ≤ 1.2: {'met' if met else '**missed**'} |")
+        hs, hf = find(groups, "hammer", "stock", "stock"), find(groups, "hammer", "fast", "stock")
+        if hs and hf and not hs.error and not hf.error:
+            r = paired_ratio(hf, hs, "calls_per_s", invert=False)
+            L.append(f"| {HAMMER_CLIENTS} rpyc_rs clients → stock server, calls/s vs {HAMMER_CLIENTS} stock clients "
+                     f"| {hf.median('calls_per_s'):,.0f}/s | | {hs.median('calls_per_s'):,.0f}/s | {fmt_x(r)} | - "
+                     f"| {check('10: rpyc_rs clients never slow a stock server', r, 1.0)} |")
+        rr, raw = find(groups, "trivial", "rust", "rust"), find(groups, "trivial", "raw", "raw", "raw")
+        if rr and raw and not rr.error and not raw.error:
+            r = paired_ratio(rr, raw, "p50", invert=False)
+            L.append(f"| Rust client → Rust server, p50 vs the raw ping-pong | {fmt_us(rr.median('p50'))} | | "
+                     f"| | - | {check('10: Rust ↔ Rust ≤1.25x raw', r, 1.25, higher=False)} ({fmt_x(r)}) |")
         L.append("")
 
     detail("root", "`conn.root.echo(1)` (GETATTR + CALL; the Rust client does the same two requests)", "call")

@@ -72,6 +72,9 @@ pub(crate) struct Core {
     /// Frames queued by threads that must not block on the writer (proxy
     /// destructors); whoever holds the writer sends them.
     deferred: Mutex<Vec<Vec<u8>>>,
+    /// Answers nobody waits for (the replies to the peer's DELs): they go
+    /// out with the next frame we send and are never sent on their own.
+    quiet: Mutex<Vec<Vec<u8>>>,
     /// Holding this lock *is* the reader role.
     reader: Mutex<Box<dyn FrameSource>>,
     state: Mutex<State>,
@@ -110,6 +113,7 @@ impl Core {
         Core {
             writer: Mutex::new(writer),
             deferred: Mutex::new(Vec::new()),
+            quiet: Mutex::new(Vec::new()),
             reader: Mutex::new(reader),
             state: Mutex::new(State::default()),
             changed: Condvar::new(),
@@ -190,13 +194,15 @@ impl Core {
         }
         let res = {
             let mut w = self.writer.lock();
-            let queued = std::mem::take(&mut *self.deferred.lock());
+            let mut queued = std::mem::take(&mut *self.quiet.lock());
+            queued.append(&mut self.deferred.lock());
             let r = if queued.is_empty() {
                 w.send_prepared(frame)
             } else {
-                // The queued DELs ride in the same write, ahead of the
-                // frame: the peer frees the objects before it serves what
-                // we send next, exactly as when each DEL went out alone.
+                // The queued DELs (and answers to the peer's) ride in the
+                // same write, ahead of the frame: the peer frees the
+                // objects before it serves what we send next, exactly as
+                // when each went out alone.
                 let mut all = queued;
                 all.push(std::mem::take(frame));
                 w.send_prepared_all(&mut all)
@@ -246,6 +252,17 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Queues the answer to one of the peer's DELs to go out with the next
+    /// frame we send. The peer never waits for it (rpyc sends DEL without
+    /// waiting), so it is not worth a write, and a wake-up of the peer, of
+    /// its own; an rpyc peer keeps one small entry per DEL until it comes.
+    pub fn send_quiet(&self, frame: Vec<u8>) {
+        if self.is_closed() {
+            return;
+        }
+        self.quiet.lock().push(frame);
     }
 
     /// Sends queued frames unless another thread holds the writer; checked

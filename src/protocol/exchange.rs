@@ -283,13 +283,19 @@ pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<(), I
         }
         Err(e) => Some(e),
     };
+    let answered = failed.is_none();
     if let Some(err) = failed {
         core.begin_answer(&mut frame, MSG_EXCEPTION, &msg);
         w.dump_exception(err, handler, &mut frame)?;
     }
-    // A send failure means the connection is gone; the read loop reports
-    // that to whoever is serving.
-    let _ = w.blocking(|| core.send(&mut frame));
+    if answered && handler == Some(Handler::Del as i64) {
+        // Nobody waits for a DEL's answer: it rides with our next frame.
+        core.send_quiet(frame);
+    } else {
+        // A send failure means the connection is gone; the read loop
+        // reports that to whoever is serving.
+        let _ = w.blocking(|| core.send(&mut frame));
+    }
     drop(keep);
     if handler == Some(Handler::Close as i64) {
         w.closed_by_peer();

@@ -136,6 +136,14 @@ fn lacks_plainly(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
     matches!(found, Err(e) if e.is_instance_of::<PyAttributeError>(py))
 }
 
+/// True for a class made at run time (by a `class` statement or `type()`),
+/// false for a type written in C.
+fn is_heap_type(tp: &Bound<'_, PyType>) -> bool {
+    // SAFETY: reading the flags of a live type object.
+    let flags = unsafe { (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_flags };
+    flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
+}
+
 /// True when `tp`'s attribute lookup is `object`'s own (no
 /// `__getattribute__` or `__getattr__` of a class's).
 fn generic_getattr(tp: &Bound<'_, PyType>) -> bool {
@@ -190,9 +198,11 @@ pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
             return Ok(None);
         }
         // `__name__` may be found (rpyc ignores its value on this branch),
-        // but not through a descriptor that would run code.
+        // but not through a descriptor that would run code: a class
+        // written in Python could have one; a type written in C (a
+        // function's, a builtin's) has only C getters.
         if let Some(found) = type_lookup(&tp, name_key) {
-            if found.get_type().hasattr(pyo3::intern!(py, "__get__"))? {
+            if is_heap_type(&tp) && found.get_type().hasattr(pyo3::intern!(py, "__get__"))? {
                 return Ok(None);
             }
         }

@@ -105,6 +105,7 @@ OBJECTS = {
     "metaclass": Meta,
     "module": sys,
     "function": plain_function,
+    "tagged function": tagged_function,
     "builtin function": len,
     "list": [1, 2],
     "dict": {"a": 1},
@@ -128,7 +129,8 @@ def test_get_id_pack_is_rpycs(name):
 
 #: Answered without rpyc's function under rpyc 6: nothing in them can run
 #: user code during the lookups rpyc makes.
-NATIVE = {"instance", "bound method", "slots", "list", "dict", "list iterator", "exception", "int subclass"}
+NATIVE = {"instance", "bound method", "slots", "list", "dict", "list iterator", "exception", "int subclass",
+          "function", "builtin function"}
 
 
 @pytest.mark.parametrize("name", list(OBJECTS))
