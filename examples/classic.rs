@@ -15,7 +15,7 @@
 use std::error::Error;
 
 use rpyc_rs::classic::{Classic, DEFAULT_PORT};
-use rpyc_rs::{FromObject, NetRef};
+use rpyc_rs::NetRef;
 
 fn main() -> Result<(), Box<dyn Error>> {
     let addr = std::env::args().nth(1).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_PORT}"));
@@ -28,7 +28,7 @@ fn main() -> Result<(), Box<dyn Error>> {
 
     // conn.modules.os.getpid(), conn.modules.sys.version
     let os = c.modules("os")?;
-    let pid = i64::from_object(os.call_method("getpid", ())?)?;
+    let pid = os.call_method("getpid", ())?.extract::<i64>()?;
     let version = c.modules("sys")?.get::<String>("version")?;
     println!("server pid {pid}, Python {}", version.split_whitespace().next().unwrap_or("?"));
 
@@ -40,7 +40,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     println!("math.pi on the server: {pi}");
 
     // Objects that are not plain values come back as netrefs.
-    let squares = NetRef::from_object(c.namespace()?.getitem("squares")?)?;
+    let squares = c.namespace()?.getitem("squares")?.extract::<NetRef>()?;
     println!("squares has {} items; repr: {}", squares.len()?, squares.repr()?);
 
     // Remote exceptions arrive with their class and traceback.
@@ -50,7 +50,7 @@ fn main() -> Result<(), Box<dyn Error>> {
     }
 
     // Files: upload, then download, in 64 KB chunks.
-    let tmp = String::from_object(c.modules("tempfile")?.call_method("mkdtemp", ())?)?;
+    let tmp = c.modules("tempfile")?.call_method("mkdtemp", ())?.extract::<String>()?;
     let remote = format!("{tmp}/hello.txt");
     c.upload_bytes(b"hello from Rust\n", &remote)?;
     let back = c.download_bytes(&remote)?;

@@ -17,12 +17,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let conn = Connection::connect("127.0.0.1", port)?;
     let root = conn.root()?;
 
-    let sum = i64::from_object(root.call_method("add", (40, 2))?)?;
+    let sum = root.call_method("add", (40, 2))?.extract::<i64>()?;
     println!("add(40, 2) = {sum}");
 
-    let numbers = NetRef::from_object(root.call_method("numbers", (5,))?)?;
+    let numbers = root.call_method("numbers", (5,))?.extract::<NetRef>()?;
     println!("numbers: len {} first {:?} repr {}", numbers.len()?, numbers.getitem(0)?, numbers.repr()?);
-    let total: i64 = numbers.iter_buffered(64)?.map(|x| i64::from_object(x?)).sum::<Result<_, _>>()?;
+    let total: i64 = numbers.iter_buffered(64)?.map(|x| x?.extract::<i64>()).sum::<Result<_, _>>()?;
     println!("sum over the remote list: {total}");
 
     // The server calls our closure for each item.
@@ -33,7 +33,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let doubled =
         root.call_method("apply", (double, Object::from(rpyc_rs::Value::Tuple(vec![1.into(), 2.into()]))))?;
-    println!("apply(double, (1, 2)) = {}", NetRef::from_object(doubled)?.repr()?);
+    println!("apply(double, (1, 2)) = {}", doubled.extract::<NetRef>()?.repr()?);
 
     match root.call_method("add", (1, "a")) {
         Err(e) => println!("the server raised: {}", e.remote().map_or(e.to_string(), |r| r.qualified_name())),

@@ -19,7 +19,7 @@
 //! use std::sync::Arc;
 //! use rpyc_rs::service::{Service, VoidService};
 //! use rpyc_rs::stream::Stream;
-//! use rpyc_rs::{Config, Connection, FromObject};
+//! use rpyc_rs::{Config, Connection};
 //!
 //! let (a, b) = Stream::pair();
 //! let service = Service::builder("CalculatorService").method("add", |x: i64, y: i64| x + y).build();
@@ -28,7 +28,7 @@
 //!
 //! let client = Connection::new(b, Arc::new(VoidService), Config::default());
 //! let root = client.root().unwrap();
-//! assert_eq!(i64::from_object(root.call_method("add", (40, 2)).unwrap()).unwrap(), 42);
+//! assert_eq!(root.call_method("add", (40, 2)).unwrap().extract::<i64>().unwrap(), 42);
 //! let err = root.call_method("add", (1, "x")).unwrap_err();
 //! assert_eq!(err.remote().unwrap().name, "TypeError");
 //! ```
