@@ -189,22 +189,38 @@ impl Core {
 
     /// Sends a prepared frame (see [`begin_message`](super::message::begin_message)).
     pub fn send(&self, frame: &mut Vec<u8>) -> Result<()> {
+        self.send_between(Vec::new(), frame, Vec::new())
+    }
+
+    /// Takes the queued frames (DELs, answers to the peer's DELs) for a
+    /// caller that sends them itself with [`Core::send_between`].
+    pub fn take_queued(&self) -> Vec<Vec<u8>> {
+        let mut queued = std::mem::take(&mut *self.quiet.lock());
+        queued.append(&mut self.deferred.lock());
+        queued
+    }
+
+    /// Sends `ahead`, then whatever is queued, then `frame`, then `behind`,
+    /// in one write where the frames are small.
+    ///
+    /// The queued DELs (and answers to the peer's) ride ahead of the frame:
+    /// the peer frees the objects before it serves what we send next,
+    /// exactly as when each went out alone. `behind` is for DELs that must
+    /// reach the peer after the frame: those of proxies that a reply's
+    /// request held, which the reply may still name.
+    pub fn send_between(&self, ahead: Vec<Vec<u8>>, frame: &mut Vec<u8>, behind: Vec<Vec<u8>>) -> Result<()> {
         if self.is_closed() {
             return Err(self.closed_error());
         }
         let res = {
             let mut w = self.writer.lock();
-            let mut queued = std::mem::take(&mut *self.quiet.lock());
-            queued.append(&mut self.deferred.lock());
-            let r = if queued.is_empty() {
+            let mut all = ahead;
+            all.append(&mut self.take_queued());
+            let r = if all.is_empty() && behind.is_empty() {
                 w.send_prepared(frame)
             } else {
-                // The queued DELs (and answers to the peer's) ride in the
-                // same write, ahead of the frame: the peer frees the
-                // objects before it serves what we send next, exactly as
-                // when each went out alone.
-                let mut all = queued;
                 all.push(std::mem::take(frame));
+                all.extend(behind);
                 w.send_prepared_all(&mut all)
             };
             self.drain_deferred(&mut w);

@@ -291,12 +291,27 @@ pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<(), I
     if answered && handler == Some(Handler::Del as i64) {
         // Nobody waits for a DEL's answer: it rides with our next frame.
         core.send_quiet(frame);
-    } else {
+        drop(keep);
+    } else if answered {
+        // The arguments and the result die now, but the DELs of the
+        // proxies among them go out *behind* the answer, in the same
+        // write: the answer may name those very objects, so the peer must
+        // not free them first (rpyc drops them after its send). Dropping
+        // them runs no user code: after a successful answer they are brine
+        // values (builtin types only), proxies (whose `__del__` only queues
+        // a DEL) and objects the table of local objects keeps alive.
+        let ahead = core.take_queued();
+        drop(keep);
+        let behind = core.take_queued();
         // A send failure means the connection is gone; the read loop
         // reports that to whoever is serving.
+        let _ = w.blocking(|| core.send_between(ahead, &mut frame, behind));
+    } else {
+        // A failed request's leftovers may be anything (a result that could
+        // not be boxed): they die after the answer is sent, as in rpyc.
         let _ = w.blocking(|| core.send(&mut frame));
+        drop(keep);
     }
-    drop(keep);
     if handler == Some(Handler::Close as i64) {
         w.closed_by_peer();
     }
