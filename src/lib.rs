@@ -47,9 +47,15 @@
 
 #![forbid(unsafe_op_in_unsafe_fn)]
 
+// Lets code inside the crate say `rpyc_rs::...` as the outside does: the
+// CLI's subcommands (`cli/`) are written as users of the public API.
+extern crate self as rpyc_rs;
+
 pub mod brine;
 pub mod channel;
 pub mod classic;
+#[cfg(feature = "cli")]
+pub mod cli;
 pub mod literal;
 pub mod protocol;
 pub mod server;

@@ -474,8 +474,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Runs the command line `args` (the program name first, as in
+/// `std::env::args_os()`) and returns the process's exit status: the whole
+/// `rpyc-rs` tool, for the cargo binary and for the console script that
+/// `pip install` puts on PATH (through the Python extension).
+pub fn main<I, T>(args: I) -> ExitCode
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = Cli::parse_from(args);
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(Failure::Remote { exc, hint }) => {
