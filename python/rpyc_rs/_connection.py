@@ -67,6 +67,7 @@ from rpyc.lib import Timeout
 from rpyc.version import version as _rpyc_version
 
 from rpyc_rs._native import Engine
+from rpyc_rs import _logging
 
 __all__ = ["Connection"]
 
@@ -123,6 +124,7 @@ class Connection(_RpycConnection):
                              "use rpyc's own Connection for it")
         super().__init__(root, channel, config)
         try:
+            _logging.sync_level()
             fd, peer, tcp = _owned_socket(channel)
             self._engine = Engine(self, channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
                                   tcp=tcp, legacy_framing=_LEGACY_FRAMING)

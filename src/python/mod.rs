@@ -13,8 +13,11 @@ use pyo3::prelude::*;
 
 mod boxing;
 mod brine;
+#[cfg(feature = "cli")]
+mod cli;
 mod engine;
 mod exiting;
+mod logging;
 mod serving;
 mod transport;
 
@@ -28,5 +31,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     brine::register(m)?;
     engine::register(m)?;
     exiting::register(m)?;
+    logging::register(m)?;
+    #[cfg(feature = "cli")]
+    cli::register(m)?;
     Ok(())
 }
