@@ -1,6 +1,21 @@
 """Type stubs for the native extension module built from the Rust crate."""
 
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, List, Optional, Tuple, Union, final
+
+# pyo3 lists what the module registers; ci/test's stubtest checks this file
+# against the built module, name by name and signature by signature.
+__all__ = [
+    "__version__",
+    "brine_dump",
+    "brine_load",
+    "brine_dumpable",
+    "BrineError",
+    "Engine",
+    "_at_exit",
+    "_set_log_level",
+    "_flush_log",
+    "cli_main",
+]
 
 __version__: str
 """The crate's version (``CARGO_PKG_VERSION``)."""
@@ -47,6 +62,7 @@ def brine_dumpable(obj: object) -> bool:
 
 # --- the protocol engine (src/python/engine.rs) ---
 
+@final
 class Engine:
     """The native half of an ``rpyc_rs.Connection``: framing, compression,
     brine, boxing, the seq table and the read loop. Requests from the peer
@@ -61,17 +77,17 @@ class Engine:
     ``max_frame_size`` bytes (default 1 GiB) end the connection.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         conn: Any,
         channel: Any,
         fd: Optional[int] = None,
-        peer: str = "",
+        peer: str = ...,  # "": unknown
         compress: bool = True,
         max_frame_size: Optional[int] = None,
         tcp: bool = False,
         legacy_framing: bool = False,
-    ) -> None: ...
+    ) -> "Engine": ...
     def sync_request(self, handler: int, *args: Any) -> Any:
         """Sends a request and waits for its reply within the connection's
         ``sync_request_timeout``, serving the peer's requests meanwhile.
@@ -123,3 +139,21 @@ class Engine:
 def _at_exit() -> None:
     """The ``atexit`` hook the module registers at import: from then on,
     threads blocked in the engine do not re-enter the exiting interpreter."""
+
+# --- logging (src/python/logging.rs; driven by rpyc_rs._logging) ---
+
+def _set_log_level(level: int) -> None:
+    """Routes the crate's ``log`` records to Python's ``logging`` (installed
+    on the first call) and lets through those at or above ``level``, a
+    Python numeric level (5 is Rust's trace; above ``CRITICAL`` turns them
+    off)."""
+
+def _flush_log() -> None:
+    """Hands the records still queued to ``logging`` now (an ``atexit`` hook)."""
+
+# --- the command-line tool (src/python/cli.rs) ---
+
+def cli_main(argv: List[str]) -> int:
+    """Runs the ``rpyc-rs`` tool on ``argv`` (the program name first) with
+    the GIL released, and returns its exit status (0 ok, 1 the server
+    raised, 2 usage/connection/protocol error)."""
