@@ -16,6 +16,7 @@ connection).
 
 import atexit
 import logging
+from typing import List
 
 from rpyc_rs import _native
 
@@ -26,7 +27,7 @@ LOGGER_NAME = "rpyc_rs"
 _LEVELS = (5, logging.DEBUG, logging.INFO, logging.WARNING, logging.ERROR, logging.CRITICAL)
 
 
-def _rpyc_rs_loggers() -> "list[logging.Logger]":
+def _rpyc_rs_loggers() -> List[logging.Logger]:
     """``rpyc_rs`` and its existing descendants (one may be set more verbose
     than its parent)."""
     found = [logging.getLogger(LOGGER_NAME)]

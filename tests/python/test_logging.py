@@ -77,7 +77,7 @@ def test_debug_logging_shows_why_connections_closed(rpyc_server):
     # reason is the one the failed call raised.
     assert len(lines) == 2, r.stderr
     assert f"connection to 127.0.0.1:{server.port}:" in lines[0], r.stderr
-    eof = r.stdout.strip().removeprefix("EOFError: ")
+    eof = r.stdout.strip()[len("EOFError: "):]
     assert eof and eof in lines[1], (r.stdout, r.stderr)
 
 
