@@ -46,6 +46,7 @@
 //! ```
 
 #![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
 
 // Lets code inside the crate say `rpyc_rs::...` as the outside does: the
 // CLI's subcommands (`cli/`) are written as users of the public API.

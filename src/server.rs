@@ -355,7 +355,7 @@ impl ServerHandle {
     /// True once the server has stopped by itself (a one-shot server whose
     /// client left, or a listener error).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().map_or(true, |t| t.is_finished())
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Stops the server and waits for it.
