@@ -15,6 +15,26 @@
 //! lost.
 //!
 //! The channel hands the [`protocol`](crate::protocol) layer whole payloads.
+//!
+//! Use a [`Channel`] to exchange raw payloads with an rpyc `Channel` (a
+//! protocol of your own over RPyC's framing, or a test of someone else's);
+//! [`Connection`](crate::Connection) builds one itself:
+//!
+//! ```
+//! use std::time::Duration;
+//! use rpyc_rs::channel::{Channel, ChannelConfig};
+//! use rpyc_rs::stream::Stream;
+//!
+//! let (a, b) = Stream::pair();
+//! let config = ChannelConfig::default();
+//! let (mut left, mut right) = (Channel::new(a, &config), Channel::new(b, &config));
+//! left.send(b"hello")?;
+//! assert_eq!(right.recv(Some(Duration::from_secs(5)))?, b"hello");
+//! let big = vec![7u8; 10_000]; // above 3000 bytes: zlib on the wire, invisible here
+//! left.send(&big)?;
+//! assert_eq!(right.recv(Some(Duration::from_secs(5)))?, big);
+//! # Ok::<(), rpyc_rs::channel::ChannelError>(())
+//! ```
 
 use std::fmt;
 use std::io;

@@ -16,6 +16,26 @@
 //! stops accepting, closes every connection and joins every thread. An
 //! invalid frame or a dead client ends that one connection, never the
 //! server.
+//!
+//! A pool server on a free port, used and shut down:
+//!
+//! ```
+//! use rpyc_rs::server::{Mode, ServerBuilder};
+//! use rpyc_rs::service::Service;
+//! use rpyc_rs::{Connection, FromObject};
+//!
+//! let server = ServerBuilder::new(|| Service::builder("Calc").method("add", |a: i64, b: i64| a + b).build())
+//!     .mode(Mode::Pool { workers: 2 })
+//!     .tcp("127.0.0.1:0")?
+//!     .bind()?;
+//! let port = server.port().ok_or("a TCP server has a port")?;
+//! let handle = server.spawn()?; // serve() instead blocks this thread
+//! let conn = Connection::connect("127.0.0.1", port)?;
+//! assert_eq!(i64::from_object(conn.root()?.call_method("add", (40, 2))?)?, 42);
+//! conn.close();
+//! handle.shutdown()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};

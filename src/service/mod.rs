@@ -15,6 +15,30 @@
 //! Two ways to write one: implement [`Expose`] on your own type (full
 //! control, state in fields), or assemble one from typed closures with
 //! [`Service::builder`] and [`ObjectBuilder`].
+//!
+//! An object with state, by hand (the builder's version of a service is in the
+//! [crate docs](crate)):
+//!
+//! ```
+//! use std::sync::atomic::{AtomicI64, Ordering};
+//! use rpyc_rs::service::{Expose, HandlerResult};
+//! use rpyc_rs::{Connection, Object, RemoteException};
+//!
+//! struct Counter(AtomicI64);
+//!
+//! impl Expose for Counter {
+//!     fn type_name(&self) -> &str {
+//!         "demo.Counter"
+//!     }
+//!     // counter.value from Python
+//!     fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+//!         match name {
+//!             "value" => Ok(Object::from(self.0.load(Ordering::SeqCst))),
+//!             _ => Err(RemoteException::attribute_error(format!("'Counter' object has no attribute '{name}'"))),
+//!         }
+//!     }
+//! }
+//! ```
 
 mod builder;
 pub mod demo;
