@@ -62,6 +62,9 @@ pub const COMPRESSION_SAMPLE: usize = 32 * 1024;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 1 << 30;
 
 /// How a channel frames and bounds its packets.
+///
+/// The defaults are rpyc's; change them to bound frames lower than 1 GiB or to
+/// stop compressing what we send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// Compress payloads above [`ChannelConfig::compression_threshold`].
@@ -199,6 +202,9 @@ impl FrameSink for FrameWriter {
 }
 
 /// Reads frames from a [`ReadHalf`], buffering across calls.
+///
+/// Use it (and [`FrameWriter`]) instead of [`Channel`] when one thread reads
+/// while another writes.
 pub struct FrameReader {
     inner: Box<dyn ReadHalf>,
     buf: Vec<u8>,
@@ -494,6 +500,9 @@ pub fn begin_frame(buf: &mut Vec<u8>) {
 }
 
 /// Both directions of a framed stream.
+///
+/// Use it to exchange payloads in RPyC's framing without the protocol engine;
+/// see the module's example.
 pub struct Channel {
     /// The receiving side.
     pub reader: FrameReader,

@@ -320,6 +320,9 @@ pub struct Server {
 }
 
 /// Stops a running server from any thread.
+///
+/// Use it to stop a server from another thread or component;
+/// [`ServerHandle::shutdown`] stops it and also waits for its threads.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
@@ -345,6 +348,9 @@ impl ShutdownHandle {
 }
 
 /// A server running on its own thread.
+///
+/// Made by [`Server::spawn`], when the calling thread has other work;
+/// [`Server::serve`] blocks instead.
 pub struct ServerHandle {
     stop: ShutdownHandle,
     addr: ServerAddr,

@@ -215,6 +215,10 @@ impl fmt::Display for BrineError {
 impl std::error::Error for BrineError {}
 
 /// Options for decoding.
+///
+/// Use them with [`decode_with`] to bound input from a peer you trust less than
+/// the defaults assume, or to accept deeper or longer values from one you trust
+/// more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeOptions {
     /// The deepest tuple nesting accepted (slices and frozensets count as a

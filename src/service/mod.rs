@@ -62,6 +62,10 @@ pub type Kwargs = Vec<(String, Object)>;
 /// Every method has a default that behaves as a plain Python object without
 /// that feature would (an `AttributeError`, a `TypeError`, ...), so an
 /// implementation writes only what it supports.
+///
+/// Implement it for a type whose state the peer should reach; for a set of
+/// functions or a simple object, [`Service::builder`] and [`ObjectBuilder`] are
+/// shorter.
 pub trait Expose: Send + Sync + 'static {
     /// The `"module.ClassName"` the peer sees as the name pack of the id
     /// pack. Names of builtin types (`"builtins.function"`) let a Python
@@ -177,6 +181,8 @@ fn short_name(type_name: &str) -> &str {
 }
 
 /// A Rust closure exposed as a Python-callable function.
+///
+/// Made by [`function`], the way to pass a Rust closure as a callback argument.
 pub struct Function<F> {
     name: String,
     f: F,
@@ -270,6 +276,9 @@ impl Expose for MethodRef {
 }
 
 /// The root a side exposes when it exposes nothing (rpyc's `VoidService`).
+///
+/// Use it as the root when a side offers its peer nothing, as a plain
+/// `rpyc.connect` client does.
 pub struct VoidService;
 
 impl Expose for VoidService {

@@ -70,6 +70,10 @@ pub trait WriteHalf: Send {
 pub type Closer = Box<dyn Fn() + Send + Sync>;
 
 /// A duplex stream: its two halves, a closer, and a description of the peer.
+///
+/// Build one with the constructors below and hand it to
+/// [`Connection::new`](crate::Connection::new) when the `connect` shortcuts do
+/// not fit.
 pub struct Stream {
     /// The receiving half.
     pub reader: Box<dyn ReadHalf>,
