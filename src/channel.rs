@@ -15,6 +15,26 @@
 //! lost.
 //!
 //! The channel hands the [`protocol`](crate::protocol) layer whole payloads.
+//!
+//! Use a [`Channel`] to exchange raw payloads with an rpyc `Channel` (a
+//! protocol of your own over RPyC's framing, or a test of someone else's);
+//! [`Connection`](crate::Connection) builds one itself:
+//!
+//! ```
+//! use std::time::Duration;
+//! use rpyc_rs::channel::{Channel, ChannelConfig};
+//! use rpyc_rs::stream::Stream;
+//!
+//! let (a, b) = Stream::pair();
+//! let config = ChannelConfig::default();
+//! let (mut left, mut right) = (Channel::new(a, &config), Channel::new(b, &config));
+//! left.send(b"hello")?;
+//! assert_eq!(right.recv(Some(Duration::from_secs(5)))?, b"hello");
+//! let big = vec![7u8; 10_000]; // above 3000 bytes: zlib on the wire, invisible here
+//! left.send(&big)?;
+//! assert_eq!(right.recv(Some(Duration::from_secs(5)))?, big);
+//! # Ok::<(), rpyc_rs::channel::ChannelError>(())
+//! ```
 
 use std::fmt;
 use std::io;
@@ -42,6 +62,9 @@ pub const COMPRESSION_SAMPLE: usize = 32 * 1024;
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 1 << 30;
 
 /// How a channel frames and bounds its packets.
+///
+/// The defaults are rpyc's; change them to bound frames lower than 1 GiB or to
+/// stop compressing what we send.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ChannelConfig {
     /// Compress payloads above [`ChannelConfig::compression_threshold`].
@@ -197,6 +220,9 @@ impl FrameSink for FrameWriter {
 }
 
 /// Reads frames from a [`ReadHalf`], buffering across calls.
+///
+/// Use it (and [`FrameWriter`]) instead of [`Channel`] when one thread reads
+/// while another writes.
 pub struct FrameReader {
     inner: Box<dyn ReadHalf>,
     buf: Vec<u8>,
@@ -522,6 +548,9 @@ pub fn begin_frame(buf: &mut Vec<u8>) {
 }
 
 /// Both directions of a framed stream.
+///
+/// Use it to exchange payloads in RPyC's framing without the protocol engine;
+/// see the module's example.
 pub struct Channel {
     /// The receiving side.
     pub reader: FrameReader,

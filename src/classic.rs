@@ -59,6 +59,9 @@ pub const DEFAULT_CHUNK_SIZE: usize = 64_000;
 
 /// A connection to a classic (`SlaveService`) server, with rpyc's classic
 /// helpers. Cloning is cheap and shares the connection.
+///
+/// Use it against `rpyc_classic` servers, to run code there and move files; for
+/// any other service, [`Connection`] is the client.
 #[derive(Clone, Debug)]
 pub struct Classic {
     conn: Connection,

@@ -46,12 +46,19 @@
 //! ```
 
 #![forbid(unsafe_op_in_unsafe_fn)]
+#![warn(missing_docs)]
+
+// Lets code inside the crate say `rpyc_rs::...` as the outside does: the
+// CLI's subcommands (`cli/`) are written as users of the public API.
+extern crate self as rpyc_rs;
 
 pub mod brine;
 pub mod channel;
 pub mod classic;
-// Support for the command-line tool (its argument parser): public only so
-// the `rpyc-rs` binary can use it, and not part of the supported API.
+#[cfg(feature = "cli")]
+pub mod cli;
+// Support for the command-line tool (its argument parser for Python
+// literals): not part of the supported API.
 #[doc(hidden)]
 pub mod literal;
 pub mod protocol;

@@ -20,6 +20,18 @@
 //! reference, so they cannot be written as values. A bare word is refused
 //! too (`name 'foo' is not a literal`), since a shell has already stripped
 //! the quotes a user meant to pass a string with.
+//!
+//! Use it to let people type values for a peer (a command line, a config
+//! file):
+//!
+//! ```
+//! use rpyc_rs::{literal, Value};
+//!
+//! assert_eq!(literal::parse("(1, 'a')")?, Value::Tuple(vec![Value::from(1), Value::from("a")]));
+//! assert_eq!(literal::parse("0x_ff")?, Value::from(255));
+//! assert!(literal::parse("[1, 2]").is_err()); // a list goes by reference, not as a value
+//! # Ok::<(), rpyc_rs::literal::LiteralError>(())
+//! ```
 
 use std::fmt;
 

@@ -16,6 +16,26 @@
 //! stops accepting, closes every connection and joins every thread. An
 //! invalid frame or a dead client ends that one connection, never the
 //! server.
+//!
+//! A pool server on a free port, used and shut down:
+//!
+//! ```
+//! use rpyc_rs::server::{Mode, ServerBuilder};
+//! use rpyc_rs::service::Service;
+//! use rpyc_rs::{Connection, FromObject};
+//!
+//! let server = ServerBuilder::new(|| Service::builder("Calc").method("add", |a: i64, b: i64| a + b).build())
+//!     .mode(Mode::Pool { workers: 2 })
+//!     .tcp("127.0.0.1:0")?
+//!     .bind()?;
+//! let port = server.port().ok_or("a TCP server has a port")?;
+//! let handle = server.spawn()?; // serve() instead blocks this thread
+//! let conn = Connection::connect("127.0.0.1", port)?;
+//! assert_eq!(i64::from_object(conn.root()?.call_method("add", (40, 2))?)?, 42);
+//! conn.close();
+//! handle.shutdown()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
@@ -302,6 +322,9 @@ pub struct Server {
 }
 
 /// Stops a running server from any thread.
+///
+/// Use it to stop a server from another thread or component;
+/// [`ServerHandle::shutdown`] stops it and also waits for its threads.
 #[derive(Clone)]
 pub struct ShutdownHandle {
     shared: Arc<Shared>,
@@ -327,6 +350,9 @@ impl ShutdownHandle {
 }
 
 /// A server running on its own thread.
+///
+/// Made by [`Server::spawn`], when the calling thread has other work;
+/// [`Server::serve`] blocks instead.
 pub struct ServerHandle {
     stop: ShutdownHandle,
     addr: ServerAddr,
@@ -357,7 +383,7 @@ impl ServerHandle {
     /// True once the server has stopped by itself (a one-shot server whose
     /// client left, or a listener error).
     pub fn is_finished(&self) -> bool {
-        self.thread.as_ref().map_or(true, |t| t.is_finished())
+        self.thread.as_ref().is_none_or(|t| t.is_finished())
     }
 
     /// Stops the server and waits for it.

@@ -292,3 +292,102 @@ fn serve_runs_the_demo_service_until_sigterm() {
     assert!(status.success(), "{status}");
     assert!(start.elapsed() < Duration::from_secs(5));
 }
+
+/// Starts `rpyc-rs ARGS serve --port 0` with `env` and at most `max_files`
+/// open descriptors; returns the child and its port.
+fn spawn_serve(args: &[&str], env: &[(&str, &str)], max_files: Option<u64>) -> (std::process::Child, u16) {
+    use std::os::unix::process::CommandExt;
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_rpyc-rs"));
+    cmd.args(args).args(["serve", "--port", "0"]).env_remove("RUST_LOG").envs(env.iter().copied());
+    cmd.stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    if let Some(n) = max_files {
+        let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+        // SAFETY: setrlimit is async-signal-safe and touches only the child.
+        unsafe {
+            cmd.pre_exec(move || match libc::setrlimit(libc::RLIMIT_NOFILE, &limit) {
+                0 => Ok(()),
+                _ => Err(std::io::Error::last_os_error()),
+            });
+        }
+    }
+    let mut child = cmd.spawn().expect("start rpyc-rs serve");
+    let mut out = child.stdout.take().expect("piped stdout");
+    let first = common::within(Duration::from_secs(20), "serve's first line", move || {
+        let mut line = Vec::new();
+        let mut b = [0u8; 1];
+        while out.read(&mut b).map(|n| n == 1).unwrap_or(false) && b[0] != b'\n' {
+            line.push(b[0]);
+        }
+        String::from_utf8_lossy(&line).to_string()
+    });
+    let port = first
+        .strip_prefix("listening on 127.0.0.1:")
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse::<u16>().ok())
+        .unwrap_or_else(|| panic!("unexpected first line {first:?}"));
+    (child, port)
+}
+
+/// Reads the child's stderr until a line contains `needle` (true) or it
+/// ends (false); it is then stopped with SIGTERM. Returns what was read.
+fn stderr_until(child: &mut std::process::Child, needle: &'static str) -> (bool, String) {
+    use std::io::BufRead;
+    let err = child.stderr.take().expect("piped stderr");
+    let pid = child.id() as i32;
+    common::within(Duration::from_secs(30), "a log line on stderr", move || {
+        let mut seen = String::new();
+        for line in std::io::BufReader::new(err).lines() {
+            let Ok(line) = line else { break };
+            seen.push_str(&line);
+            seen.push('\n');
+            if line.contains(needle) {
+                // SAFETY: signalling our own child by its pid.
+                unsafe { libc::kill(pid, libc::SIGTERM) };
+                return (true, seen);
+            }
+        }
+        (false, seen)
+    })
+}
+
+/// Log output: `-vv` shows each connection accepted; an accept error (out of file
+/// descriptors) is a warning, shown without any flag; RUST_LOG is honoured
+/// when no -v/-q is given, and -q hides the debug lines RUST_LOG asks for.
+#[test]
+fn serve_logs_at_the_level_asked_for() {
+    // -vv: a connection accepted and ended, at debug level.
+    let (mut child, port) = spawn_serve(&["-vv"], &[], None);
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let (found, seen) = stderr_until(&mut child, "connection from 127.0.0.1:");
+    let _ = child.wait();
+    assert!(found, "{seen}");
+
+    // RUST_LOG alone does the same.
+    let (mut child, port) = spawn_serve(&[], &[("RUST_LOG", "rpyc_rs::server=debug")], None);
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let (found, seen) = stderr_until(&mut child, "connection from");
+    let _ = child.wait();
+    assert!(found, "{seen}");
+
+    // No flag: accept errors (warnings) show, connections (debug) do not.
+    // With 16 descriptors the server runs out after a few connections.
+    let (mut child, port) = spawn_serve(&[], &[], Some(16));
+    let clients: Vec<_> =
+        (0..24).filter_map(|_| std::net::TcpStream::connect(("127.0.0.1", port)).ok()).collect();
+    let (found, seen) = stderr_until(&mut child, "accept failed");
+    let _ = child.wait();
+    drop(clients);
+    assert!(found, "{seen}");
+    assert!(seen.contains("Too many open files") && !seen.contains("connection from"), "{seen}");
+
+    // -q beats RUST_LOG: no debug lines, and the run still ends cleanly.
+    let (mut child, port) = spawn_serve(&["-q"], &[("RUST_LOG", "debug")], None);
+    drop(std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect"));
+    let stop = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    drop(stop);
+    // SAFETY: signalling our own child by its pid.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let (found, seen) = stderr_until(&mut child, "connection from");
+    let status = child.wait().expect("wait");
+    assert!(!found && status.success(), "{status} {seen}");
+}

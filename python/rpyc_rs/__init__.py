@@ -11,7 +11,7 @@ from the Rust crate by maturin; this package only gives it a Python face.
   ``rpyc.core.brine``.
 """
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal, Optional
 
 from rpyc_rs._native import __version__
 from rpyc_rs import brine
@@ -21,10 +21,11 @@ if TYPE_CHECKING:  # at run time it is loaded lazily, by __getattr__ below
 
 __all__ = ["__version__", "brine", "Connection", "install", "uninstall", "installed"]
 
-_saved_protocol = None
+# The Service._protocol that install() replaced (a class), to put back.
+_saved_protocol: Optional[type] = None
 
 
-def __getattr__(name):
+def __getattr__(name: str) -> Any:
     # rpyc is only imported when the backend is used, so `rpyc_rs.brine`
     # works without rpyc installed.
     if name == "Connection":
@@ -65,7 +66,7 @@ def uninstall() -> None:
     _saved_protocol = None
 
 
-def installed() -> str:
+def installed() -> Literal["rpyc_rs", "rpyc"]:
     """``"rpyc_rs"`` when :func:`install` is in effect, else ``"rpyc"``."""
     from rpyc.core.service import Service
     from rpyc_rs._connection import Connection

@@ -62,6 +62,7 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 """
 
 import socket
+from typing import Any, Callable, Dict, Optional, Tuple
 
 from rpyc.core import consts
 from rpyc.core import netref as _netref
@@ -74,6 +75,7 @@ from rpyc.lib import Timeout
 from rpyc.version import version as _rpyc_version
 
 from rpyc_rs._native import Engine, LocalObjects
+from rpyc_rs import _logging
 
 __all__ = ["Connection"]
 
@@ -83,7 +85,7 @@ __all__ = ["Connection"]
 _LEGACY_FRAMING = int(str(_rpyc_version[0])) < 6
 
 
-def _peer_name(sock):
+def _peer_name(sock: Any) -> str:
     """``host:port`` (or the Unix socket path) of the socket's peer, for the
     engine's messages ("... closed the connection"); ``""`` if unknown."""
     try:
@@ -95,7 +97,7 @@ def _peer_name(sock):
     return str(peer)
 
 
-def _owned_socket(channel):
+def _owned_socket(channel: Any) -> Tuple[Optional[int], str, bool]:
     """The fd, peer name and whether it is TCP, when the engine can own the
     channel's socket: a plain (non-SSL) TCP or Unix socket in a stock
     SocketStream behind a stock Channel. ``(None, peer, False)`` otherwise,
@@ -113,7 +115,8 @@ def _owned_socket(channel):
     return sock.fileno(), peer, sock.family != socket.AF_UNIX
 
 
-class Connection(_RpycConnection):
+# rpyc ships no type information, so its Connection is Any to mypy.
+class Connection(_RpycConnection):  # type: ignore[misc]
     """An rpyc ``Connection`` whose protocol engine is rpyc-rs.
 
     Use it like rpyc's: ``rpyc_rs.install()`` makes every connection rpyc
@@ -121,7 +124,7 @@ class Connection(_RpycConnection):
     service class to opt in for that service alone.
     """
 
-    def __init__(self, root, channel, config={}):  # noqa: B006 (rpyc's signature)
+    def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:  # noqa: B006 (rpyc's)
         # rpyc's __del__ calls close(), which must find a closed connection
         # if we fail below.
         self._closed = True
@@ -134,8 +137,9 @@ class Connection(_RpycConnection):
         self._local_objects = LocalObjects()
         # Proxy classes for instances of the peer's classes, by
         # (name pack, class id): see _netref_factory.
-        self._instance_netref_classes = {}
+        self._instance_netref_classes: Dict[Any, Any] = {}
         try:
+            _logging.sync_level()
             fd, peer, tcp = _owned_socket(channel)
             self._engine = Engine(self, channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
                                   tcp=tcp, legacy_framing=_LEGACY_FRAMING)
@@ -149,17 +153,19 @@ class Connection(_RpycConnection):
         # dropped netref: the method below, done by the engine, unless a
         # subclass has its own.
         if type(self).async_request is Connection.async_request:
-            self.async_request = self._engine.async_request_rpyc
+            self.async_request = self._engine.async_request_rpyc  # type: ignore[method-assign]
 
-    def __repr__(self):
-        return super().__repr__().replace("Connection", "rpyc_rs.Connection", 1)
+    def __repr__(self) -> str:
+        text: str = super().__repr__()
+        return text.replace("Connection", "rpyc_rs.Connection", 1)
 
     # -- requests ------------------------------------------------------
 
-    def _async_request(self, handler, args=(), callback=(lambda a, b: None)):
+    def _async_request(self, handler: int, args: Tuple[Any, ...] = (),
+                       callback: Callable[[bool, Any], Any] = (lambda a, b: None)) -> None:
         self._engine.async_request(handler, tuple(args), callback)
 
-    def async_request(self, handler, *args, **kwargs):
+    def async_request(self, handler: int, *args: Any, **kwargs: Any) -> Any:
         """Sends a request without waiting; returns an rpyc ``AsyncResult``."""
         timeout = kwargs.pop("timeout", None)
         if kwargs:
@@ -177,7 +183,7 @@ class Connection(_RpycConnection):
             res.set_expiry(timeout)
         return res
 
-    def _netref_factory(self, id_pack):
+    def _netref_factory(self, id_pack: Any) -> Any:
         """rpyc's, except that the proxy class for an instance of one of the
         peer's classes is made once per class, not once per instance: rpyc
         asks the peer (INSPECT, a round trip) for every new instance, though
@@ -193,12 +199,13 @@ class Connection(_RpycConnection):
             return cls(self, id_pack)
         return super()._netref_factory(id_pack)
 
-    def _send(self, msg, seq, args):
+    def _send(self, msg: int, seq: int, args: Any) -> None:
         raise NotImplementedError("rpyc_rs.Connection sends through its engine")
 
     # -- serving -------------------------------------------------------
 
-    def serve(self, timeout=1, wait_for_lock=True, waiting=lambda: True):
+    def serve(self, timeout: Any = 1, wait_for_lock: bool = True,
+              waiting: Callable[[], bool] = lambda: True) -> bool:
         """Serves one request or reply that arrives within ``timeout``
         seconds (a number, ``None`` for no limit, or an rpyc ``Timeout``).
         Returns True if one was served."""
@@ -210,7 +217,7 @@ class Connection(_RpycConnection):
             raise EOFError("connection closed")
         return self._engine.serve(timeout)
 
-    def serve_all(self):
+    def serve_all(self) -> None:
         """Serves all requests and replies for as long as the connection is
         alive, then closes it (rpyc's loop, run by the engine)."""
         try:
@@ -224,17 +231,17 @@ class Connection(_RpycConnection):
         finally:
             self.close()
 
-    def poll(self, timeout=0):
+    def poll(self, timeout: Any = 0) -> bool:
         """Serves one message if one arrives within ``timeout``; True if so."""
         return self.serve(timeout, False)
 
-    def _cleanup(self, _anyway=True):
+    def _cleanup(self, _anyway: bool = True) -> None:
         engine = getattr(self, "_engine", None)
         if engine is not None:
             engine.shutdown("connection closed locally")
         super()._cleanup(_anyway)
 
     @property
-    def closed(self):
+    def closed(self) -> bool:
         engine = getattr(self, "_engine", None)
         return self._closed or (engine is not None and engine.closed)

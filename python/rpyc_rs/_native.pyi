@@ -1,6 +1,24 @@
 """Type stubs for the native extension module built from the Rust crate."""
 
-from typing import Any, Callable, Optional, Tuple, Union
+from typing import Any, Callable, Dict, List, Optional, Tuple, Union, final
+
+# pyo3 lists what the module registers; ci/test's stubtest checks this file
+# against the built module, name by name and signature by signature.
+__all__ = [
+    "__version__",
+    "brine_dump",
+    "brine_load",
+    "brine_dumpable",
+    "BrineError",
+    "Engine",
+    "LocalObjects",
+    "get_id_pack",
+    "_CacheRemover",
+    "_at_exit",
+    "_set_log_level",
+    "_flush_log",
+    "cli_main",
+]
 
 __version__: str
 """The crate's version (``CARGO_PKG_VERSION``)."""
@@ -47,6 +65,7 @@ def brine_dumpable(obj: object) -> bool:
 
 # --- the protocol engine (src/python/engine.rs) ---
 
+@final
 class Engine:
     """The native half of an ``rpyc_rs.Connection``: framing, compression,
     brine, boxing, the seq table and the read loop. Requests from the peer
@@ -61,17 +80,17 @@ class Engine:
     ``max_frame_size`` bytes (default 1 GiB) end the connection.
     """
 
-    def __init__(
-        self,
+    def __new__(
+        cls,
         conn: Any,
         channel: Any,
         fd: Optional[int] = None,
-        peer: str = "",
+        peer: str = ...,  # "": unknown
         compress: bool = True,
         max_frame_size: Optional[int] = None,
         tcp: bool = False,
         legacy_framing: bool = False,
-    ) -> None: ...
+    ) -> "Engine": ...
     def sync_request(self, handler: int, *args: Any) -> Any:
         """Sends a request and waits for its reply within the connection's
         ``sync_request_timeout``, serving the peer's requests meanwhile.
@@ -90,8 +109,12 @@ class Engine:
     ) -> None:
         """Sends a request; ``callback(is_exc, obj)`` runs on whichever
         thread reads the reply (an ``AsyncResult`` is such a callback).
-        Without a callback (a DEL) the request is queued if another thread
-        is sending, and its reply is dropped."""
+        Without a callback (a DEL) the request is queued to go out with the
+        next frame sent, and its reply is dropped."""
+    def async_request_rpyc(self, handler: int, *args: Any, **kwargs: Any) -> Any:
+        """rpyc's ``Connection.async_request(handler, *args, timeout=None)``
+        done natively: ``None`` for a DEL (queued, never waited for), else an
+        ``rpyc.core.protocol.AsyncResult``."""
     def serve(self, timeout: Optional[float] = None) -> bool:
         """Serves one incoming message if one arrives within ``timeout``
         seconds (``None``: no limit). True if one was served.
@@ -120,6 +143,58 @@ class Engine:
     def fileno(self) -> Optional[int]:
         """The descriptor the engine reads, if it owns one."""
 
+# --- the Python world's tables (src/python/tables.rs, proxies.rs) ---
+
+@final
+class LocalObjects:
+    """rpyc's ``RefCountingColl`` (``conn._local_objects``), native: the
+    objects the peer holds, ``key -> [obj, count]``, with rpyc's refcount
+    rule; every operation is atomic under the GIL."""
+    def __new__(cls) -> "LocalObjects": ...
+    def add(self, key: Any, obj: Any) -> None:
+        """One more reference sent: stored with count 0 the first time, +1
+        after."""
+    def clear(self) -> None:
+        """Forgets everything."""
+    def decref(self, key: Any, count: Optional[Any] = None) -> None:
+        """Drops ``count`` (default 1) references: the entry goes when its
+        count is below ``count``. KeyError for an unknown key."""
+    def __getitem__(self, key: Any) -> Any: ...
+    def __contains__(self, key: Any) -> bool: ...
+    def __len__(self) -> int: ...
+    @property
+    def _dict(self) -> Dict[Any, List[Any]]:
+        """The table itself, as rpyc's ``_dict``."""
+
+def get_id_pack(obj: object) -> Any:
+    """rpyc 6's ``get_id_pack(obj)`` as the engine computes it: natively
+    where nothing in rpyc's lookups could run user code, else (and always
+    under rpyc 5) by ``rpyc.lib.get_id_pack``."""
+
+@final
+class _CacheRemover:
+    """The weakref callback of a proxy-cache entry (rpyc's ``WeakValueDict``
+    remover): pops the entry's key."""
+    def __call__(self, _wr: Any) -> None: ...
+
 def _at_exit() -> None:
     """The ``atexit`` hook the module registers at import: from then on,
     threads blocked in the engine do not re-enter the exiting interpreter."""
+
+# --- logging (src/python/logging.rs; driven by rpyc_rs._logging) ---
+
+def _set_log_level(level: int) -> None:
+    """Routes the crate's ``log`` records to Python's ``logging`` (installed
+    on the first call) and lets through those at or above ``level``, a
+    Python numeric level (5 is Rust's trace; above ``CRITICAL`` turns them
+    off)."""
+
+def _flush_log() -> None:
+    """Hands the records still queued to ``logging`` now (an ``atexit`` hook)."""
+
+# --- the command-line tool (src/python/cli.rs) ---
+
+def cli_main(argv: List[str]) -> int:
+    """Runs the ``rpyc-rs`` tool on ``argv`` (the program name first) with
+    the GIL released, and returns its exit status (0 ok, 1 the server
+    raised, 2 usage/connection/protocol error)."""

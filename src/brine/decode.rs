@@ -44,6 +44,10 @@ pub enum Token<'a> {
 
 /// A pull decoder over a byte slice. It tracks nesting depth for its callers
 /// through [`Decoder::enter`] / [`Decoder::leave`].
+///
+/// Use it to read brine without building a [`Value`](crate::brine::Value) tree
+/// (the Python bindings make Python objects straight from it);
+/// [`decode`](crate::brine::decode) is the simple way.
 #[derive(Debug, Clone)]
 pub struct Decoder<'a> {
     data: &'a [u8],

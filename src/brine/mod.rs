@@ -15,6 +15,20 @@
 //! against the bytes actually present before anything is allocated, nesting
 //! depth is bounded ([`DecodeOptions::max_depth`]), and each kind of damage
 //! has its own [`BrineError`] variant.
+//!
+//! Use the value level to build or inspect what goes on the wire; the
+//! [`Decoder`] when a value must be read without building a tree:
+//!
+//! ```
+//! use rpyc_rs::brine::{self, BrineError, Value};
+//!
+//! let v = Value::Tuple(vec![Value::from(1), Value::Bytes(b"x".to_vec()), Value::from(2.5)]);
+//! let bytes = brine::encode(&v)?; // what rpyc.core.brine.dump((1, b"x", 2.5)) writes
+//! assert_eq!(brine::decode(&bytes)?, v);
+//! // Damaged input is an error saying what and where, never a panic.
+//! assert!(matches!(brine::decode(&bytes[..bytes.len() - 1]), Err(BrineError::Truncated { .. })));
+//! # Ok::<(), BrineError>(())
+//! ```
 
 mod decode;
 mod repr;
@@ -202,6 +216,10 @@ impl fmt::Display for BrineError {
 impl std::error::Error for BrineError {}
 
 /// Options for decoding.
+///
+/// Use them with [`decode_with`] to bound input from a peer you trust less than
+/// the defaults assume, or to accept deeper or longer values from one you trust
+/// more.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DecodeOptions {
     /// The deepest tuple nesting accepted (slices and frozensets count as a

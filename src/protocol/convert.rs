@@ -15,6 +15,10 @@ use super::netref::NetRef;
 use super::{Error, Result};
 
 /// Conversion out of an [`Object`].
+///
+/// Use it to turn what a call returned into a Rust type,
+/// `i64::from_object(obj)?`; a [`NetRef`](crate::NetRef) comes out of a
+/// by-reference result the same way.
 pub trait FromObject: Sized {
     /// Converts, or explains what did not match.
     fn from_object(obj: Object) -> Result<Self>;
@@ -194,6 +198,9 @@ macro_rules! tuple_impls {
 }
 
 /// An argument list for a call.
+///
+/// Implemented for `()`, tuples of values that convert into [`Object`], and
+/// `Vec<Object>`: `conn.root()?.call_method("add", (40, 2))`.
 pub trait IntoArgs {
     /// The positional arguments.
     fn into_args(self) -> Vec<Object>;

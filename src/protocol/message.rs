@@ -2,7 +2,7 @@
 //! `u8 msg_type` followed by `brine((seq, body))`.
 //!
 //! Messages are built straight into a frame buffer (see
-//! [`begin_frame`](crate::channel::begin_frame)) and parsed in place: the
+//! [`begin_frame`]) and parsed in place: the
 //! header parse reads only the type and seq, so the thread that routes a
 //! reply never decodes a body meant for another thread.
 

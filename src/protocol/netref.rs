@@ -73,6 +73,10 @@ fn del_frame(seq: i64, id: &IdPack, count: u64, legacy: bool) -> Result<Vec<u8>>
 }
 
 /// A handle to an object on the peer. Cloning is cheap and shares the proxy.
+///
+/// You get one from [`Connection::root`](crate::Connection::root) or from any
+/// result the peer sends by reference; when the last clone is dropped the peer
+/// is told (DEL), as rpyc's netrefs do.
 #[derive(Clone)]
 pub struct NetRef(Arc<ProxyInner>);
 
@@ -337,6 +341,9 @@ fn kwargs_object(kwargs: Kwargs) -> Object {
 }
 
 /// A remote iterator driven from Rust.
+///
+/// Made by [`NetRef::iter`] (one round trip per item) or
+/// [`NetRef::iter_buffered`] (a batch per round trip).
 pub struct RemoteIter {
     it: NetRef,
     batch: usize,

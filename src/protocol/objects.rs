@@ -17,6 +17,9 @@ use parking_lot::Mutex;
 use super::boxing::IdPack;
 
 /// A refcounted table of objects keyed by id pack.
+///
+/// Each Rust connection keeps one for the objects it sent by reference; a
+/// Rust user reaches it only through [`Connection`](crate::Connection).
 pub(crate) struct LocalObjects<T> {
     map: Mutex<HashMap<IdPack, (T, u64)>>,
 }

@@ -20,6 +20,10 @@ use super::{Error, Result};
 pub const VERSION_DENIED: &str = "<version denied>";
 
 /// An exception raised on one side of a connection and carried to the other.
+///
+/// Return one from a service method to raise that exception in the peer
+/// (`RemoteException::value_error("...")`); a call the peer failed gives you
+/// its exception as [`Error::Remote`].
 #[derive(Debug, Clone, PartialEq)]
 pub struct RemoteException {
     /// The exception class's module (`"builtins"` for `ValueError`).

@@ -165,9 +165,13 @@ fn slice_parts<'a, 'py>(obj: &'a Bound<'py, PyAny>) -> PyResult<[Borrowed<'a, 'p
 
 /// rpyc's error for an object it cannot dump: `TypeError(f"cannot dump {obj}")`.
 fn undumpable(obj: &Bound<'_, PyAny>) -> PyErr {
-    // `str(obj)` runs the object's own `__str__`, which may fail; the error
-    // about the dump matters more than that one.
-    let text = match obj.str() {
+    // An f-string calls `format(obj, "")`, not `str(obj)`: they differ for
+    // an `IntEnum` before Python 3.11 ("1" against "Color.RED"). Either runs
+    // the object's own code, which may fail; the error about the dump
+    // matters more than that one.
+    let formatted =
+        obj.py().import("builtins").and_then(|b| b.getattr("format")).and_then(|f| f.call1((obj, "")));
+    let text = match formatted.and_then(|s| s.str()) {
         Ok(s) => s.to_string_lossy().into_owned(),
         Err(_) => {
             let name = obj.get_type().name().map(|n| n.to_string()).unwrap_or_else(|_| "?".to_owned());

@@ -13,8 +13,11 @@ use pyo3::prelude::*;
 
 mod attrs;
 mod brine;
+#[cfg(feature = "cli")]
+mod cli;
 mod engine;
 mod exiting;
+mod logging;
 mod proxies;
 mod tables;
 mod transport;
@@ -31,5 +34,8 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine::register(m)?;
     exiting::register(m)?;
     tables::register(m)?;
+    logging::register(m)?;
+    #[cfg(feature = "cli")]
+    cli::register(m)?;
     Ok(())
 }

@@ -561,6 +561,10 @@ where
 
 /// A service: the root object a side exposes, with rpyc's service name and
 /// aliases, and connect/disconnect hooks.
+///
+/// Made with [`Service::builder`]; hand its root to a
+/// [`ServerBuilder`](crate::ServerBuilder) factory or to
+/// [`Connection::new`](crate::Connection::new).
 pub struct Service;
 
 impl Service {

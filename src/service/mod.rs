@@ -15,6 +15,30 @@
 //! Two ways to write one: implement [`Expose`] on your own type (full
 //! control, state in fields), or assemble one from typed closures with
 //! [`Service::builder`] and [`ObjectBuilder`].
+//!
+//! An object with state, by hand (the builder's version of a service is in the
+//! [crate docs](crate)):
+//!
+//! ```
+//! use std::sync::atomic::{AtomicI64, Ordering};
+//! use rpyc_rs::service::{Expose, HandlerResult};
+//! use rpyc_rs::{Connection, Object, RemoteException};
+//!
+//! struct Counter(AtomicI64);
+//!
+//! impl Expose for Counter {
+//!     fn type_name(&self) -> &str {
+//!         "demo.Counter"
+//!     }
+//!     // counter.value from Python
+//!     fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+//!         match name {
+//!             "value" => Ok(Object::from(self.0.load(Ordering::SeqCst))),
+//!             _ => Err(RemoteException::attribute_error(format!("'Counter' object has no attribute '{name}'"))),
+//!         }
+//!     }
+//! }
+//! ```
 
 mod builder;
 // The demo service of `rpyc-rs serve` (also used by tests and benches):
@@ -41,6 +65,10 @@ pub type Kwargs = Vec<(String, Object)>;
 /// Every method has a default that behaves as a plain Python object without
 /// that feature would (an `AttributeError`, a `TypeError`, ...), so an
 /// implementation writes only what it supports.
+///
+/// Implement it for a type whose state the peer should reach; for a set of
+/// functions or a simple object, [`Service::builder`] and [`ObjectBuilder`] are
+/// shorter.
 pub trait Expose: Send + Sync + 'static {
     /// The `"module.ClassName"` the peer sees as the name pack of the id
     /// pack. Names of builtin types (`"builtins.function"`) let a Python
@@ -156,6 +184,8 @@ fn short_name(type_name: &str) -> &str {
 }
 
 /// A Rust closure exposed as a Python-callable function.
+///
+/// Made by [`function`], the way to pass a Rust closure as a callback argument.
 pub struct Function<F> {
     name: String,
     f: F,
@@ -249,6 +279,9 @@ impl Expose for MethodRef {
 }
 
 /// The root a side exposes when it exposes nothing (rpyc's `VoidService`).
+///
+/// Use it as the root when a side offers its peer nothing, as a plain
+/// `rpyc.connect` client does.
 pub struct VoidService;
 
 impl Expose for VoidService {

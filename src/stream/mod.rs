@@ -14,6 +14,22 @@
 //! A read that times out returns [`io::ErrorKind::TimedOut`]; a clean end of
 //! stream returns `Ok(0)`. The channel builds "EOF between frames" versus
 //! "EOF mid-frame" on top of that.
+//!
+//! Use a constructor here when [`Connection::connect`](crate::Connection::connect)
+//! and its siblings do not fit: a socket you already have, a child process, a
+//! connect timeout of your own:
+//!
+//! ```no_run
+//! use std::sync::Arc;
+//! use std::time::Duration;
+//! use rpyc_rs::service::VoidService;
+//! use rpyc_rs::stream::Stream;
+//! use rpyc_rs::{Config, Connection};
+//!
+//! let stream = Stream::tcp_connect(("127.0.0.1", 18812), Some(Duration::from_secs(2)))?;
+//! let conn = Connection::new(stream, Arc::new(VoidService), Config::default());
+//! # Ok::<(), std::io::Error>(())
+//! ```
 
 use std::io::{self, Write};
 use std::net::{Shutdown, TcpStream, ToSocketAddrs};
@@ -54,6 +70,10 @@ pub trait WriteHalf: Send {
 pub type Closer = Box<dyn Fn() + Send + Sync>;
 
 /// A duplex stream: its two halves, a closer, and a description of the peer.
+///
+/// Build one with the constructors below and hand it to
+/// [`Connection::new`](crate::Connection::new) when the `connect` shortcuts do
+/// not fit.
 pub struct Stream {
     /// The receiving half.
     pub reader: Box<dyn ReadHalf>,

@@ -18,12 +18,12 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod logging;
 mod serve;
 
 use rpyc_rs::classic::{Classic, DEFAULT_PORT};
@@ -50,6 +50,15 @@ struct Cli {
     /// 6.x); default: 6.x. Servers need no such flag.
     #[arg(long, global = true)]
     rpyc5: bool,
+
+    /// Log more (connections, closes and why): -v info, -vv debug, -vvv
+    /// trace. Without -v/-q the RUST_LOG variable decides; default: warnings.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count, conflicts_with = "quiet")]
+    verbose: u8,
+
+    /// Log less: -q errors only, -qq nothing.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    quiet: u8,
 
     #[command(subcommand)]
     command: Command,
@@ -474,10 +483,36 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
 }
 
-fn main() -> ExitCode {
-    let cli = Cli::parse();
+/// Runs the command line `args` (the program name first, as in
+/// `std::env::args_os()`) and returns the process's exit status (0 ok, 1
+/// the server raised, 2 usage, connection or protocol error).
+///
+/// This is the whole `rpyc-rs` tool: the cargo binary is
+/// `ExitCode::from(rpyc_rs::cli::main(std::env::args_os()))`, and the
+/// console script `pip install` puts on PATH calls it through the Python
+/// extension. Use it to embed the tool in another binary. `--help` and
+/// usage errors are printed here rather than exiting the process.
+///
+/// ```
+/// let status = rpyc_rs::cli::main(["rpyc-rs", "call", "127.0.0.1:1", "add", "1", "'a"]);
+/// assert_eq!(status, 2); // 'a is not a Python literal: a usage error, found before connecting
+/// ```
+pub fn main<I, T>(args: I) -> u8
+where
+    I: IntoIterator<Item = T>,
+    T: Into<std::ffi::OsString> + Clone,
+{
+    let cli = match Cli::try_parse_from(args) {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are "errors" that go to stdout, status 0.
+            let _ = e.print();
+            return if e.use_stderr() { 2 } else { 0 };
+        }
+    };
+    logging::init(cli.verbose, cli.quiet);
     match run(cli) {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(()) => 0,
         Err(Failure::Remote { exc, hint }) => {
             let mut err = std::io::stderr().lock();
             let tb = exc.traceback.trim_end();
@@ -488,11 +523,11 @@ fn main() -> ExitCode {
             if let Some(h) = hint {
                 let _ = writeln!(err, "hint: {h}");
             }
-            ExitCode::from(1)
+            1
         }
         Err(Failure::Other(msg)) => {
             let _ = writeln!(std::io::stderr().lock(), "rpyc-rs: {msg}");
-            ExitCode::from(2)
+            2
         }
     }
 }
