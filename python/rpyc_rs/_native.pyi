@@ -13,7 +13,6 @@ __all__ = [
     "Engine",
     "LocalObjects",
     "get_id_pack",
-    "_CacheRemover",
     "_at_exit",
     "_set_log_level",
     "_flush_log",
@@ -159,8 +158,8 @@ class LocalObjects:
     def decref(self, key: Any, count: Optional[Any] = None) -> None:
         """Drops ``count`` (default 1) references: the entry goes when its
         count is below ``count``. KeyError for an unknown key."""
-    def __getitem__(self, key: Any) -> Any: ...
-    def __contains__(self, key: Any) -> bool: ...
+    def __getitem__(self, key: Any, /) -> Any: ...
+    def __contains__(self, key: Any, /) -> bool: ...
     def __len__(self) -> int: ...
     @property
     def _dict(self) -> Dict[Any, List[Any]]:
@@ -170,12 +169,6 @@ def get_id_pack(obj: object) -> Any:
     """rpyc 6's ``get_id_pack(obj)`` as the engine computes it: natively
     where nothing in rpyc's lookups could run user code, else (and always
     under rpyc 5) by ``rpyc.lib.get_id_pack``."""
-
-@final
-class _CacheRemover:
-    """The weakref callback of a proxy-cache entry (rpyc's ``WeakValueDict``
-    remover): pops the entry's key."""
-    def __call__(self, _wr: Any) -> None: ...
 
 def _at_exit() -> None:
     """The ``atexit`` hook the module registers at import: from then on,

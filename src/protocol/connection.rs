@@ -1,4 +1,4 @@
-//! The connection a Rust program holds: the engine ([`Core`]) plus the Rust
+//! The connection a Rust program holds: the engine (`core::Core`) plus the Rust
 //! object world (our objects the peer holds, proxies for the peer's
 //! objects, the root we expose).
 //!

@@ -271,14 +271,33 @@ impl Core {
     }
 
     /// Queues the answer to one of the peer's DELs to go out with the next
-    /// frame we send. The peer never waits for it (rpyc sends DEL without
-    /// waiting), so it is not worth a write, and a wake-up of the peer, of
-    /// its own; an rpyc peer keeps one small entry per DEL until it comes.
+    /// frame we send, or before this connection blocks reading with nothing
+    /// buffered. An rpyc peer never waits for it (it sends DEL without
+    /// waiting), and a DEL usually arrives together with the request that
+    /// followed it: its answer then rides with that request's answer
+    /// instead of costing a write, and a wake-up of the peer, of its own.
     pub fn send_quiet(&self, frame: Vec<u8>) {
         if self.is_closed() {
             return;
         }
         self.quiet.lock().push(frame);
+    }
+
+    /// About to read, perhaps to block: nothing queued may wait for a frame
+    /// of ours that is not coming. The answers to the peer's DELs wait only
+    /// while a frame is already buffered (the peer sent its DEL together
+    /// with a request, whose answer they will ride with); a peer that waits
+    /// for them, as a hand-written client may, still gets them.
+    fn before_reading(&self, rd: &MutexGuard<'_, Box<dyn FrameSource>>) {
+        if !rd.has_buffered() {
+            let quiet = std::mem::take(&mut *self.quiet.lock());
+            if !quiet.is_empty() {
+                let mut deferred = self.deferred.lock();
+                let later = std::mem::replace(&mut *deferred, quiet);
+                deferred.extend(later);
+            }
+        }
+        self.flush_deferred();
     }
 
     /// Sends queued frames unless another thread holds the writer; checked
@@ -375,8 +394,7 @@ impl Core {
             // condvar wait below immune to lost wake-ups.
             if let Some(rd) = self.reader.try_lock() {
                 drop(st);
-                // About to block: nothing queued may wait for a send.
-                self.flush_deferred();
+                self.before_reading(&rd);
                 let read = self.read_one(peer, rd, left);
                 st = self.state.lock();
                 if let Read::Interrupted(why) = read {
@@ -409,9 +427,7 @@ impl Core {
         };
         if let Some(rd) = if other_delivering { None } else { self.reader.try_lock() } {
             drop(st);
-            // About to block on reading: nothing queued may wait for a
-            // request that is not coming.
-            self.flush_deferred();
+            self.before_reading(&rd);
             return match self.read_one(peer, rd, timeout) {
                 Read::Frame => Ok(true),
                 Read::Timeout => Ok(false),
