@@ -182,7 +182,9 @@ impl fmt::Display for TlsError {
             | TlsError::ClientCertificateMissing(m)
             | TlsError::Rejected(m)
             | TlsError::Protocol(m) => write!(f, "TLS: {m}"),
-            TlsError::Timeout => write!(f, "TLS: the handshake did not finish in time"),
+            TlsError::Timeout => {
+                write!(f, "TLS: the handshake did not finish in time (does the peer speak TLS? see --timeout)")
+            }
             TlsError::Closed => {
                 write!(f, "TLS: the peer closed the connection during the handshake (does it speak TLS?)")
             }
