@@ -251,6 +251,12 @@ impl Connector {
         &self.address
     }
 
+    /// The same settings for another address.
+    pub fn with_address(mut self, address: Address) -> Self {
+        self.address = address;
+        self
+    }
+
     /// Exposes `root` to the peer (our service).
     pub fn root(mut self, root: Arc<dyn Expose>) -> Self {
         self.root = root;
@@ -364,7 +370,7 @@ impl Connector {
     /// Opens the transport (and TLS over it).
     fn stream(&self, addr: &Address, tls: Option<&TlsConnector>) -> Result<(Stream, Option<PeerCertificate>)> {
         let timeout = self.config.connect_timeout;
-        let fail = |e: std::io::Error| Error::Connect(format!("{addr}: {e}"));
+        let fail = |e: std::io::Error| Error::Connect(format!("{addr}: {}", io_failure(&e, addr, timeout)));
         let (stream, host) = match addr {
             Address::Tcp { host, port } => (Stream::tcp_connect((host.as_str(), *port), timeout).map_err(fail)?, host.as_str()),
             Address::Unix(path) => (Stream::unix_connect(path).map_err(fail)?, "localhost"),
@@ -382,6 +388,28 @@ impl Connector {
             None => Ok((stream, None)),
         }
     }
+}
+
+/// An I/O error's text with a hint a person can act on, without the
+/// `(os error N)` tail.
+fn io_failure(e: &std::io::Error, addr: &Address, timeout: Option<Duration>) -> String {
+    use std::io::ErrorKind;
+    let mut text = e.to_string();
+    if let Some(i) = text.rfind(" (os error ") {
+        text.truncate(i);
+    }
+    let hint = match e.kind() {
+        ErrorKind::ConnectionRefused => " (is an RPyC server running there?)".to_owned(),
+        ErrorKind::NotFound if matches!(addr, Address::Unix(_)) => {
+            " (no such socket; is the server listening on this path?)".to_owned()
+        }
+        ErrorKind::TimedOut | ErrorKind::WouldBlock => match timeout {
+            Some(t) => format!(" after {} s (is the host reachable?)", t.as_secs_f64()),
+            None => " (is the host reachable?)".to_owned(),
+        },
+        _ => String::new(),
+    };
+    text + &hint
 }
 
 impl Connection {
