@@ -143,7 +143,8 @@ impl Address {
             return Ok(Address::Unix(PathBuf::from(s)));
         }
         let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-            let (host, after) = rest.split_once(']').ok_or_else(|| bad("missing ']' after the IPv6 address".into()))?;
+            let (host, after) =
+                rest.split_once(']').ok_or_else(|| bad("missing ']' after the IPv6 address".into()))?;
             match after {
                 "" => (host, None),
                 _ => match after.strip_prefix(':') {
@@ -309,8 +310,10 @@ impl Connector {
         };
         match &self.address {
             Address::Service(name) => {
-                let servers =
-                    self.registry.discover(name).map_err(|e| Error::Connect(format!("service:{name}: {e}")))?;
+                let servers = self
+                    .registry
+                    .discover(name)
+                    .map_err(|e| Error::Connect(format!("service:{name}: {e}")))?;
                 // As rpyc: the first server that accepts a connection wins.
                 let mut last = None;
                 for (host, port) in servers {
@@ -368,11 +371,17 @@ impl Connector {
     }
 
     /// Opens the transport (and TLS over it).
-    fn stream(&self, addr: &Address, tls: Option<&TlsConnector>) -> Result<(Stream, Option<PeerCertificate>)> {
+    fn stream(
+        &self,
+        addr: &Address,
+        tls: Option<&TlsConnector>,
+    ) -> Result<(Stream, Option<PeerCertificate>)> {
         let timeout = self.config.connect_timeout;
         let fail = |e: std::io::Error| Error::Connect(format!("{addr}: {}", io_failure(&e, addr, timeout)));
         let (stream, host) = match addr {
-            Address::Tcp { host, port } => (Stream::tcp_connect((host.as_str(), *port), timeout).map_err(fail)?, host.as_str()),
+            Address::Tcp { host, port } => {
+                (Stream::tcp_connect((host.as_str(), *port), timeout).map_err(fail)?, host.as_str())
+            }
             Address::Unix(path) => (Stream::unix_connect(path).map_err(fail)?, "localhost"),
             Address::Subprocess { program, args } => {
                 let mut cmd = Command::new(program);
@@ -384,7 +393,10 @@ impl Connector {
             }
         };
         match tls {
-            Some(t) => t.connect(stream, host, timeout).map(|s| (s, None)).map_err(|e| Error::Connect(format!("{addr}: {e}"))),
+            Some(t) => t
+                .connect(stream, host, timeout)
+                .map(|s| (s, None))
+                .map_err(|e| Error::Connect(format!("{addr}: {e}"))),
             None => Ok((stream, None)),
         }
     }

@@ -151,12 +151,7 @@ fn run_block(block: &[String], dir: &Path) {
         } else {
             let out = c.arg("--timeout").arg("20").output().unwrap_or_else(|e| panic!("{raw}: {e}"));
             let stdout = String::from_utf8_lossy(&out.stdout);
-            assert!(
-                out.status.success(),
-                "{raw}: {}\n{}",
-                out.status,
-                String::from_utf8_lossy(&out.stderr)
-            );
+            assert!(out.status.success(), "{raw}: {}\n{}", out.status, String::from_utf8_lossy(&out.stderr));
             assert_eq!(stdout.trim_end(), comment, "{raw}");
         }
     }
@@ -168,9 +163,15 @@ fn readme_cli_examples_run_as_shown() {
     let blocks = readme_blocks();
     assert!(blocks.len() >= 2, "README has its TLS and registry CLI examples");
     let pki = Pki::new();
-    // README names the files as in a real deployment.
-    for (from, to) in [(&pki.ca, "ca.pem")] {
-        assert_eq!(from, &pki.dir.join(to));
+    // README names the files Pki writes.
+    for (made, named) in [
+        (&pki.ca, "ca.pem"),
+        (&pki.server.cert, "server.pem"),
+        (&pki.server.key, "server.key"),
+        (&pki.client.cert, "client.pem"),
+        (&pki.client.key, "client.key"),
+    ] {
+        assert_eq!(made, &pki.dir.join(named));
     }
     for block in blocks {
         run_block(&block, pki.dir.path());
@@ -217,7 +218,8 @@ fn tls_refusals_and_switches_on_the_command_line() {
     let pki = Pki::new();
     let dir = pki.dir.path();
     let port = free_port().to_string();
-    let _server = start(dir, &["serve", "--port", &port, "--tls", "--cert", "server.pem", "--key", "server.key"]);
+    let _server =
+        start(dir, &["serve", "--port", &port, "--tls", "--cert", "server.pem", "--key", "server.key"]);
     let at = format!("127.0.0.1:{port}");
 
     let (code, out, _) = rpyc_rs(dir, &["call", &at, "add", "1", "2", "--tls", "--ca", "ca.pem"]);
@@ -237,13 +239,41 @@ fn tls_refusals_and_switches_on_the_command_line() {
 
     // A server that requires client certificates.
     let mport = free_port().to_string();
-    let _mtls = start(dir, &["serve", "--port", &mport, "--tls", "--cert", "server.pem", "--key", "server.key", "--ca", "ca.pem"]);
+    let _mtls = start(
+        dir,
+        &[
+            "serve",
+            "--port",
+            &mport,
+            "--tls",
+            "--cert",
+            "server.pem",
+            "--key",
+            "server.key",
+            "--ca",
+            "ca.pem",
+        ],
+    );
     let at = format!("localhost:{mport}");
     let (code, _, err) = rpyc_rs(dir, &["ping", &at, "--count", "3", "--tls", "--ca", "ca.pem"]);
     assert_eq!(code, 2);
     assert!(err.contains("client certificate"), "{err}");
-    let (code, out, err) =
-        rpyc_rs(dir, &["ping", &at, "--count", "3", "--tls", "--ca", "ca.pem", "--cert", "client.pem", "--key", "client.key"]);
+    let (code, out, err) = rpyc_rs(
+        dir,
+        &[
+            "ping",
+            &at,
+            "--count",
+            "3",
+            "--tls",
+            "--ca",
+            "ca.pem",
+            "--cert",
+            "client.pem",
+            "--key",
+            "client.key",
+        ],
+    );
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("3 round trips"), "{out}");
 }
@@ -259,8 +289,10 @@ fn registry_commands_report_listing_off_and_silence() {
 
     let silent = UdpSocket::bind("127.0.0.1:0").unwrap();
     let sport = silent.local_addr().unwrap().port();
-    let (code, _, err) =
-        rpyc_rs(dir.path(), &["call", "service:NOPE", "echo", "1", "--registry", &format!("127.0.0.1:{sport}")]);
+    let (code, _, err) = rpyc_rs(
+        dir.path(),
+        &["call", "service:NOPE", "echo", "1", "--registry", &format!("127.0.0.1:{sport}")],
+    );
     assert_eq!(code, 2);
     assert!(err.contains("no answer from the registry"), "{err}");
 }

@@ -77,16 +77,16 @@ fn explicit_dialects_skip_the_probe_and_the_wrong_one_fails_cleanly() {
     assert_eq!(echo(&conn, 3), 3);
     conn.close();
     // The legacy override of the config is honoured as before.
-    let conn = Connector::new(at.clone()).config(Config::default().with_legacy_framing(common::rpyc5())).open().unwrap();
+    let conn = Connector::new(at.clone())
+        .config(Config::default().with_legacy_framing(common::rpyc5()))
+        .open()
+        .unwrap();
     assert_eq!(echo(&conn, 4), 4);
     conn.close();
 
     // Told the wrong dialect, the server hangs up: an error, not a hang.
-    let conn = Connector::new(at.clone())
-        .dialect(wrong())
-        .timeout(Some(Duration::from_secs(10)))
-        .open()
-        .unwrap();
+    let conn =
+        Connector::new(at.clone()).dialect(wrong()).timeout(Some(Duration::from_secs(10))).open().unwrap();
     let e = conn.root().unwrap_err();
     assert!(matches!(e, rpyc_rs::Error::Closed { .. }), "{e}");
 }

@@ -101,7 +101,8 @@ print("READY", ",".join(names), eval(call, {"root": c.root}), flush=True)
 }
 
 fn rust_service_server(register_with: Option<RegistryClient>) -> rpyc_rs::server::ServerHandle {
-    let mut b = ServerBuilder::new(|| Service::builder("AdderService").method("add", |a: i64, b: i64| a + b).build());
+    let mut b =
+        ServerBuilder::new(|| Service::builder("AdderService").method("add", |a: i64, b: i64| a + b).build());
     if let Some(c) = register_with {
         b = b.auto_register(c, &["ADDER", "SUM"]);
     }
@@ -140,7 +141,9 @@ fn rust_server_registers_with_a_stock_registry_and_unregisters() {
         assert_eq!(found, vec![("127.0.0.1".to_owned(), port)], "{t}");
         assert_eq!(python_lookup(t, registry.port(), "SUM", "root.add(40, 2)"), "ADDER,SUM 42", "{t}");
         server.shutdown().unwrap();
-        eventually("the unregistration", || matches!(reg.discover("ADDER"), Err(RegistryError::NotFound(_))).then_some(()));
+        eventually("the unregistration", || {
+            matches!(reg.discover("ADDER"), Err(RegistryError::NotFound(_))).then_some(())
+        });
     }
 }
 
@@ -161,7 +164,9 @@ fn stock_peers_use_the_rust_registry() {
         assert_eq!(names, ["ADDER", "ECHO", "SUM"], "{t}");
 
         rust.shutdown().unwrap();
-        eventually("the unregistration", || registry.services().iter().all(|(n, _)| n == "ECHO").then_some(()));
+        eventually("the unregistration", || {
+            registry.services().iter().all(|(n, _)| n == "ECHO").then_some(())
+        });
     }
 }
 
@@ -179,7 +184,10 @@ fn the_rust_registry_prunes_entries_not_refreshed() {
         // Listing is off, as rpyc's default.
         assert!(matches!(reg.list(None), Err(RegistryError::ListingDisabled)));
         std::thread::sleep(Duration::from_millis(600));
-        assert!(matches!(reg.discover("ONCE"), Err(RegistryError::NotFound(_))), "{t}: a stale entry is pruned");
+        assert!(
+            matches!(reg.discover("ONCE"), Err(RegistryError::NotFound(_))),
+            "{t}: a stale entry is pruned"
+        );
         // Re-registering brings it back; unregistering removes it.
         reg.register(&["ONCE".into()], 4242, None).unwrap();
         assert!(reg.discover("ONCE").is_ok());
@@ -230,8 +238,11 @@ fn garbage_or_silence_is_an_error_within_the_timeout() {
     assert!(matches!(e, RegistryError::Timeout { .. }), "{e}");
     drop((l, silent));
 
-    let e = Connection::connect_by_service("X", RegistryClient::udp("127.0.0.1", junk_port).with_timeout(timeout))
-        .unwrap_err();
+    let e = Connection::connect_by_service(
+        "X",
+        RegistryClient::udp("127.0.0.1", junk_port).with_timeout(timeout),
+    )
+    .unwrap_err();
     assert!(e.to_string().contains("service:X"), "{e}");
 }
 

@@ -76,7 +76,8 @@ fn rust_client_verifies_an_ssl_authenticator_server() {
         let conn = connector(host, server.port(), TlsOptions::new().ca_file(&pki.ca)).open().unwrap();
         assert_eq!(echo(&conn), 42);
         // The server saw no client certificate.
-        let who = Option::<String>::from_object(conn.root().unwrap().call_method("whoami", ()).unwrap()).unwrap();
+        let who =
+            Option::<String>::from_object(conn.root().unwrap().call_method("whoami", ()).unwrap()).unwrap();
         assert_eq!(who, None);
         conn.close();
     }
@@ -97,8 +98,7 @@ fn mutual_tls_with_an_ssl_authenticator_server_accepted_and_refused() {
     let e = open_err(connector("127.0.0.1", port, TlsOptions::new().ca_file(&pki.ca)));
     assert!(e.contains("client certificate"), "{e}");
 
-    let rogue =
-        TlsOptions::new().ca_file(&pki.ca).client_cert(&pki.rogue_client.cert, &pki.rogue_client.key);
+    let rogue = TlsOptions::new().ca_file(&pki.ca).client_cert(&pki.rogue_client.cert, &pki.rogue_client.key);
     let e = open_err(connector("127.0.0.1", port, rogue));
     assert!(e.contains("does not trust the CA") || e.contains("refused our certificate"), "{e}");
 }
@@ -132,11 +132,13 @@ fn refusals_name_their_reason() {
 
     // Plain TCP to a TLS server, and TLS to a plain server: clear errors.
     let plain = common::spawn_rpyc_server(SERVICE);
-    let e = open_err(connector("127.0.0.1", plain.port(), trust()).connect_timeout(Some(Duration::from_secs(2))));
+    let e =
+        open_err(connector("127.0.0.1", plain.port(), trust()).connect_timeout(Some(Duration::from_secs(2))));
     assert!(e.contains("does the peer speak TLS"), "{e}");
     let e = open_err(Connector::new(Address::tcp("127.0.0.1", rogue.port())));
     assert!(e.contains("closed"), "{e}");
-    let bad_ca = open_err(connector("127.0.0.1", plain.port(), TlsOptions::new().ca_file(pki.dir.join("none.pem"))));
+    let bad_ca =
+        open_err(connector("127.0.0.1", plain.port(), TlsOptions::new().ca_file(pki.dir.join("none.pem"))));
     assert!(bad_ca.contains("none.pem"), "{bad_ca}");
 }
 

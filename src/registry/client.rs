@@ -69,7 +69,8 @@ impl RegistryClient {
     /// Where `name` is served: `(host, port)` pairs, freshest last (as the
     /// registry sorts them). An empty answer is [`RegistryError::NotFound`].
     pub fn discover(&self, name: &str) -> Result<Vec<(String, u16)>, RegistryError> {
-        let reply = self.exchange(&request("QUERY", Value::Tuple(vec![Value::from(name)])), MAX_DGRAM_SIZE)?;
+        let reply =
+            self.exchange(&request("QUERY", Value::Tuple(vec![Value::from(name)])), MAX_DGRAM_SIZE)?;
         let items = match reply {
             Value::Tuple(items) => items,
             other => return Err(RegistryError::BadReply(format!("a QUERY answered {}", other.repr()))),
@@ -116,7 +117,12 @@ impl RegistryClient {
     /// `interface` when given (the registry records the address a
     /// registration comes from, so a server bound to one IP sends from it,
     /// as rpyc's do).
-    pub fn register(&self, aliases: &[String], port: u16, interface: Option<IpAddr>) -> Result<(), RegistryError> {
+    pub fn register(
+        &self,
+        aliases: &[String],
+        port: u16,
+        interface: Option<IpAddr>,
+    ) -> Result<(), RegistryError> {
         let names = Value::Tuple(aliases.iter().map(|a| Value::from(a.as_str())).collect());
         let msg = request("REGISTER", Value::Tuple(vec![names, Value::from(port)]));
         match self.exchange_from(&msg, MAX_DGRAM_SIZE, interface)? {
@@ -171,7 +177,12 @@ impl RegistryClient {
     }
 
     /// Sends one request and decodes the one reply, within the timeout.
-    fn exchange_from(&self, msg: &[u8], max_reply: usize, interface: Option<IpAddr>) -> Result<Value, RegistryError> {
+    fn exchange_from(
+        &self,
+        msg: &[u8],
+        max_reply: usize,
+        interface: Option<IpAddr>,
+    ) -> Result<Value, RegistryError> {
         let deadline = Instant::now() + self.timeout;
         let timed_out = || RegistryError::Timeout { registry: self.target(), waited: self.timeout };
         let data = match self.transport {
@@ -226,7 +237,9 @@ impl RegistryClient {
                         Ok(n) => {
                             out.extend_from_slice(&buf[..n]);
                             if out.len() > max_reply {
-                                return Err(RegistryError::BadReply(format!("a reply over {max_reply} bytes")));
+                                return Err(RegistryError::BadReply(format!(
+                                    "a reply over {max_reply} bytes"
+                                )));
                             }
                         }
                         Err(e) if is_timeout(&e) => return Err(timed_out()),
@@ -264,7 +277,10 @@ pub struct Registrar {
 
 impl std::fmt::Debug for Registrar {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registrar").field("registry", &self.client.target()).field("port", &self.port).finish()
+        f.debug_struct("Registrar")
+            .field("registry", &self.client.target())
+            .field("port", &self.port)
+            .finish()
     }
 }
 

@@ -237,68 +237,68 @@ impl RegistryServer {
 }
 
 fn serve_udp(state: &State, sock: &UdpSocket) -> io::Result<()> {
-        let mut buf = vec![0u8; MAX_DGRAM_SIZE];
-        while !state.stop.load(Ordering::Acquire) {
-            let (n, from) = match sock.recv_from(&mut buf) {
-                Ok(x) => x,
-                Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(e) => {
-                    // ICMP errors from earlier replies surface here on
-                    // Linux (ECONNREFUSED): nothing to do with this request.
-                    log::debug!("registry: receive failed: {e}");
-                    continue;
-                }
-            };
-            if let Some(reply) = state.handle(&from.ip().to_string(), &buf[..n]) {
-                let _ = sock.send_to(&reply, from);
+    let mut buf = vec![0u8; MAX_DGRAM_SIZE];
+    while !state.stop.load(Ordering::Acquire) {
+        let (n, from) = match sock.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e) if matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::TimedOut) => continue,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(e) => {
+                // ICMP errors from earlier replies surface here on
+                // Linux (ECONNREFUSED): nothing to do with this request.
+                log::debug!("registry: receive failed: {e}");
+                continue;
             }
+        };
+        if let Some(reply) = state.handle(&from.ip().to_string(), &buf[..n]) {
+            let _ = sock.send_to(&reply, from);
         }
-        Ok(())
     }
+    Ok(())
+}
 
 fn serve_tcp(state: &Arc<State>, listener: &TcpListener) -> io::Result<()> {
-        let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let mut threads: Vec<JoinHandle<()>> = Vec::new();
-        while !state.stop.load(Ordering::Acquire) {
-            pfd.revents = 0;
-            // SAFETY: one valid pollfd on the stack, count 1.
-            let rc = unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as libc::c_int) };
-            if rc <= 0 {
+    let mut pfd = libc::pollfd { fd: listener.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+    let mut threads: Vec<JoinHandle<()>> = Vec::new();
+    while !state.stop.load(Ordering::Acquire) {
+        pfd.revents = 0;
+        // SAFETY: one valid pollfd on the stack, count 1.
+        let rc = unsafe { libc::poll(&mut pfd, 1, TICK.as_millis() as libc::c_int) };
+        if rc <= 0 {
+            continue;
+        }
+        let (stream, from) = match listener.accept() {
+            Ok(x) => x,
+            Err(e) => {
+                log::debug!("registry: accept failed: {e}");
                 continue;
             }
-            let (stream, from) = match listener.accept() {
-                Ok(x) => x,
-                Err(e) => {
-                    log::debug!("registry: accept failed: {e}");
-                    continue;
-                }
-            };
-            threads.retain(|t| !t.is_finished());
-            let st = state.clone();
-            if st.tcp_clients.fetch_add(1, Ordering::AcqRel) >= MAX_TCP_CLIENTS {
-                // Full: answer this one inline rather than queue threads.
-                serve_tcp_client(&st, stream, from);
-                st.tcp_clients.fetch_sub(1, Ordering::AcqRel);
-                continue;
-            }
-            let spawned = std::thread::Builder::new().name("rpyc-registry-tcp".into()).spawn(move || {
-                serve_tcp_client(&st, stream, from);
-                st.tcp_clients.fetch_sub(1, Ordering::AcqRel);
-            });
-            match spawned {
-                Ok(t) => threads.push(t),
-                Err(e) => {
-                    log::warn!("registry: cannot start a thread: {e}");
-                    state.tcp_clients.fetch_sub(1, Ordering::AcqRel);
-                }
+        };
+        threads.retain(|t| !t.is_finished());
+        let st = state.clone();
+        if st.tcp_clients.fetch_add(1, Ordering::AcqRel) >= MAX_TCP_CLIENTS {
+            // Full: answer this one inline rather than queue threads.
+            serve_tcp_client(&st, stream, from);
+            st.tcp_clients.fetch_sub(1, Ordering::AcqRel);
+            continue;
+        }
+        let spawned = std::thread::Builder::new().name("rpyc-registry-tcp".into()).spawn(move || {
+            serve_tcp_client(&st, stream, from);
+            st.tcp_clients.fetch_sub(1, Ordering::AcqRel);
+        });
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => {
+                log::warn!("registry: cannot start a thread: {e}");
+                state.tcp_clients.fetch_sub(1, Ordering::AcqRel);
             }
         }
-        for t in threads {
-            let _ = t.join();
-        }
-        Ok(())
     }
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
 
 /// Reads one request (until it decodes, the peer stops sending, or 1500
 /// bytes), answers it and closes.

@@ -183,7 +183,10 @@ impl fmt::Display for TlsError {
             | TlsError::Rejected(m)
             | TlsError::Protocol(m) => write!(f, "TLS: {m}"),
             TlsError::Timeout => {
-                write!(f, "TLS: the handshake did not finish in time (does the peer speak TLS? see --timeout)")
+                write!(
+                    f,
+                    "TLS: the handshake did not finish in time (does the peer speak TLS? see --timeout)"
+                )
             }
             TlsError::Closed => {
                 write!(f, "TLS: the peer closed the connection during the handshake (does it speak TLS?)")
@@ -227,9 +230,11 @@ impl TlsError {
             E::NoCertificatesPresented => TlsError::ClientCertificateMissing(
                 "the client presented no certificate, and this server requires one".into(),
             ),
-            E::AlertReceived(AlertDescription::CertificateRequired) => TlsError::ClientCertificateMissing(
-                format!("the {peer} requires a client certificate, and none was presented (see --cert/--key)"),
-            ),
+            E::AlertReceived(AlertDescription::CertificateRequired) => {
+                TlsError::ClientCertificateMissing(format!(
+                    "the {peer} requires a client certificate, and none was presented (see --cert/--key)"
+                ))
+            }
             E::AlertReceived(a) => {
                 let what = match a {
                     AlertDescription::UnknownCA => "it does not trust the CA of our certificate",
@@ -428,7 +433,8 @@ impl TlsAcceptor {
         timeout: Option<Duration>,
         cancel: &dyn Fn() -> bool,
     ) -> Result<(Stream, Option<PeerCertificate>), TlsError> {
-        let conn = rustls::ServerConnection::new(self.config.clone()).map_err(|e| TlsError::Setup(e.to_string()))?;
+        let conn =
+            rustls::ServerConnection::new(self.config.clone()).map_err(|e| TlsError::Setup(e.to_string()))?;
         handshake(stream, conn.into(), "client", timeout, cancel)
     }
 }
@@ -657,8 +663,14 @@ fn handshake(
     let Stream { reader, writer, closer, peer: peer_name, fd } = stream;
     let session = Arc::new(Session { tls: Mutex::new(tls), send: Mutex::new(writer), peer });
     // A TLS record is at most 16 KiB plus its header and tag.
-    let mut rd =
-        TlsReader { inner: reader, session: session.clone(), buf: vec![0u8; 18 * 1024].into(), start: 0, end: 0, eof: false };
+    let mut rd = TlsReader {
+        inner: reader,
+        session: session.clone(),
+        buf: vec![0u8; 18 * 1024].into(),
+        start: 0,
+        end: 0,
+        eof: false,
+    };
     let deadline = timeout.map(|t| Instant::now() + t);
     let result = (|| loop {
         let tls = session.tls.lock();
@@ -685,13 +697,9 @@ fn handshake(
         closer();
         return Err(e);
     }
-    let cert = session.tls.lock().peer_certificates().and_then(|c| c.first()).map(|c| PeerCertificate::from_der(c));
-    let stream = Stream {
-        reader: Box::new(rd),
-        writer: Box::new(TlsWriter { session }),
-        closer,
-        peer: peer_name,
-        fd,
-    };
+    let cert =
+        session.tls.lock().peer_certificates().and_then(|c| c.first()).map(|c| PeerCertificate::from_der(c));
+    let stream =
+        Stream { reader: Box::new(rd), writer: Box::new(TlsWriter { session }), closer, peer: peer_name, fd };
     Ok((stream, cert))
 }

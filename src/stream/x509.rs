@@ -45,9 +45,12 @@ const OID: u8 = 0x06;
 /// `[0] EXPLICIT Version` at the start of `tbsCertificate`.
 const VERSION: u8 = 0xa0;
 
-/// The subject and issuer of a DER certificate, as `(name, value)` pairs
-/// in certificate order; `None` when it cannot be read.
-pub(crate) fn names(der: &[u8]) -> Option<(Vec<(String, String)>, Vec<(String, String)>)> {
+/// A distinguished name as `(attribute, value)` pairs, in certificate order.
+pub(crate) type Name = Vec<(String, String)>;
+
+/// The subject and issuer of a DER certificate; `None` when it cannot be
+/// read.
+pub(crate) fn names(der: &[u8]) -> Option<(Name, Name)> {
     let mut data = der;
     let cert = next(&mut data).filter(|e| e.tag == SEQUENCE)?;
     let mut cert_body = cert.body;
@@ -65,7 +68,7 @@ pub(crate) fn names(der: &[u8]) -> Option<(Vec<(String, String)>, Vec<(String, S
 }
 
 /// A `Name`: a sequence of sets of `(OID, value)` sequences.
-fn name(mut rdns: &[u8]) -> Option<Vec<(String, String)>> {
+fn name(mut rdns: &[u8]) -> Option<Name> {
     let mut out = Vec::new();
     while !rdns.is_empty() {
         let set = next(&mut rdns).filter(|e| e.tag == SET)?;

@@ -50,7 +50,8 @@ fn ca(name: &str, dir: &TempDir, file: &str) -> (Ca, PathBuf) {
     let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
     params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
     params.distinguished_name.push(DnType::CommonName, name);
-    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+    params.key_usages =
+        vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
     let cert = params.self_signed(&key).expect("CA cert");
     let path = dir.join(file);
     std::fs::write(&path, cert.pem()).expect("write CA");
@@ -59,8 +60,8 @@ fn ca(name: &str, dir: &TempDir, file: &str) -> (Ca, PathBuf) {
 
 fn leaf(ca: &Ca, dir: &TempDir, name: &str, cn: &str, sans: &[&str], client: bool, expired: bool) -> Pair {
     let key = KeyPair::generate().expect("leaf key");
-    let mut params =
-        CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>()).expect("leaf params");
+    let mut params = CertificateParams::new(sans.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>())
+        .expect("leaf params");
     params.distinguished_name.push(DnType::CommonName, cn);
     params.distinguished_name.push(DnType::OrganizationName, "rpyc-rs tests");
     params.extended_key_usages =

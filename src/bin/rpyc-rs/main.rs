@@ -399,7 +399,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Registry(cmd) => net::registry(cmd).map_err(Failure::other),
         Command::List => {
-            let registry = cli.registry.client(timeout.min(Duration::from_secs(5))).map_err(Failure::other)?;
+            let registry =
+                cli.registry.client(timeout.min(Duration::from_secs(5))).map_err(Failure::other)?;
             net::list(&registry).map_err(Failure::other)
         }
         Command::Eval { addr, expr } => {
