@@ -17,7 +17,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use common::PyProcess;
-use rpyc_rs::registry::{RegistryClient, RegistryError, RegistryServer, Transport};
+use rpyc_rs::registry::{Registrar, RegistryClient, RegistryError, RegistryServer, Transport};
 use rpyc_rs::server::ServerBuilder;
 use rpyc_rs::service::Service;
 use rpyc_rs::{Connection, FromObject};
@@ -284,4 +284,26 @@ fn the_rust_registry_survives_hostile_datagrams() {
     let treg = client(Transport::Tcp, tport);
     treg.register(&["TCPSTILL".into()], 5001, None).unwrap();
     assert_eq!(treg.discover("tcpstill").unwrap(), vec![("127.0.0.1".to_owned(), 5001)]);
+}
+
+#[test]
+fn a_registrar_refreshes_its_entry_and_unregisters_when_stopped() {
+    for t in [Transport::Udp, Transport::Tcp] {
+        // Entries live 400 ms; the registrar refreshes every 100 ms.
+        let registry = RegistryServer::bind(t, "127.0.0.1:0")
+            .unwrap()
+            .pruning_timeout(Duration::from_millis(400))
+            .spawn()
+            .unwrap();
+        let reg = client(t, registry.local_addr().port());
+        let registrar =
+            Registrar::start(reg.clone(), vec!["KEPT".into()], 4444, None, Duration::from_millis(100))
+                .unwrap();
+        eventually("the first registration", || reg.discover("KEPT").ok());
+        // Well past the pruning timeout, the entry is still fresh.
+        std::thread::sleep(Duration::from_millis(1000));
+        assert_eq!(reg.discover("KEPT").unwrap(), vec![("127.0.0.1".to_owned(), 4444)], "{t}");
+        registrar.stop();
+        eventually("the unregistration", || registry.services().is_empty().then_some(()));
+    }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use common::pki::Pki;
 use common::PyProcess;
-use rpyc_rs::server::ServerBuilder;
+use rpyc_rs::server::{Mode, ServerBuilder};
 use rpyc_rs::service::{Args, Service};
 use rpyc_rs::stream::tls::{ClientAuth, TlsAcceptor, TlsOptions, TlsServerOptions};
 use rpyc_rs::{Address, Connection, Connector, FromObject};
@@ -200,24 +200,28 @@ fn rust_classic_client_to_rpyc_classic_with_ssl_options() {
 }
 
 fn rust_tls_server(pki: &Pki, auth: ClientAuth) -> rpyc_rs::server::ServerHandle {
+    rust_tls_server_with(pki, auth, |b| b)
+}
+
+fn rust_tls_server_with(
+    pki: &Pki,
+    auth: ClientAuth,
+    adjust: impl FnOnce(ServerBuilder) -> ServerBuilder,
+) -> rpyc_rs::server::ServerHandle {
     let mut opts = TlsServerOptions::new(&pki.server.cert, &pki.server.key);
     if auth != ClientAuth::None {
         opts = opts.client_ca_file(&pki.ca).client_auth(auth);
     }
     let acceptor = TlsAcceptor::new(&opts).unwrap();
-    ServerBuilder::new(|| {
+    let builder = ServerBuilder::new(|| {
         Service::builder("TlsService")
             .method("add", |a: i64, b: i64| a + b)
             .method("whoami", |a: &Args<'_>| {
                 a.conn().peer_certificate().and_then(|c| c.common_name().map(str::to_owned))
             })
             .build()
-    })
-    .tls(acceptor)
-    .bind()
-    .unwrap()
-    .spawn()
-    .unwrap()
+    });
+    adjust(builder).tls(acceptor).bind().unwrap().spawn().unwrap()
 }
 
 /// Runs `rpyc.ssl_connect` in Python; its answer (or its error) is the
@@ -285,4 +289,40 @@ fn rust_server_requiring_client_certificates() {
     let port = optional.port().unwrap();
     assert_eq!(python_ssl_client(port, &pki.ca, None), "None 42");
     assert_eq!(python_ssl_client(port, &pki.ca, Some(&pki.client)), "alice 42");
+}
+
+#[test]
+fn tls_in_pool_mode_and_over_unix_sockets() {
+    let pki = Pki::new();
+    let pool = rust_tls_server_with(&pki, ClientAuth::Required, |b| b.mode(Mode::Pool { workers: 2 }));
+    let port = pool.port().unwrap();
+    assert_eq!(python_ssl_client(port, &pki.ca, Some(&pki.client)), "alice 42");
+    assert!(python_ssl_client(port, &pki.ca, None).starts_with("ERROR"));
+    assert_eq!(python_ssl_client(port, &pki.ca, Some(&pki.client)), "alice 42");
+    pool.shutdown().unwrap();
+
+    // Over a Unix socket the certificate is checked for "localhost".
+    let dir = common::TempDir::new();
+    let sock = dir.join("tls.sock");
+    let unix = rust_tls_server_with(&pki, ClientAuth::None, |b| b.unix(&sock));
+    let conn = Connector::new(Address::unix(&sock)).tls(TlsOptions::new().ca_file(&pki.ca)).open().unwrap();
+    let n = i64::from_object(conn.root().unwrap().call_method("add", (20, 22)).unwrap()).unwrap();
+    assert_eq!(n, 42);
+    conn.close();
+    unix.shutdown().unwrap();
+}
+
+#[test]
+fn a_silent_tls_client_does_not_hold_up_the_server() {
+    let pki = Pki::new();
+    let server = rust_tls_server(&pki, ClientAuth::None);
+    let port = server.port().unwrap();
+    // Connects and never starts the handshake.
+    let _silent = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let conn = connector("127.0.0.1", port, TlsOptions::new().ca_file(&pki.ca)).open().unwrap();
+    let n = i64::from_object(conn.root().unwrap().call_method("add", (1, 1)).unwrap()).unwrap();
+    assert_eq!(n, 2);
+    conn.close();
+    // Shutting down does not wait out the silent client's handshake.
+    common::within(Duration::from_secs(5), "shutdown", move || server.shutdown().unwrap());
 }

@@ -30,7 +30,6 @@ use parking_lot::Mutex;
 mod memory;
 mod socket;
 pub mod tls;
-mod x509;
 
 use memory::{MemReader, MemWriter, Pipe};
 use socket::{set_int_option, AckDebt, FdReader, SocketReader, SocketWriter};
