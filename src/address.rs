@@ -283,7 +283,9 @@ impl Connector {
         self
     }
 
-    /// Speaks TLS over the transport.
+    /// Speaks TLS over the transport. The server's certificate is checked
+    /// for the host connected to (over a Unix socket or a subprocess:
+    /// `localhost`), unless [`TlsOptions::server_name`] names another.
     pub fn tls(mut self, opts: TlsOptions) -> Self {
         self.tls = Some(opts);
         self

@@ -307,3 +307,24 @@ fn a_registrar_refreshes_its_entry_and_unregisters_when_stopped() {
         eventually("the unregistration", || registry.services().is_empty().then_some(()));
     }
 }
+
+#[test]
+fn the_rust_registry_stays_bounded_under_a_registration_flood() {
+    let registry = RegistryServer::bind(Transport::Udp, "127.0.0.1:0").unwrap().spawn().unwrap();
+    let reg = client(Transport::Udp, registry.local_addr().port());
+    // 120 new names per datagram (1.2 KB: one datagram holds 1500 bytes)
+    // until the table is full.
+    let per = 120;
+    let rounds = rpyc_rs::registry::MAX_ENTRIES / per;
+    for r in 0..rounds {
+        let names: Vec<String> = (0..per).map(|i| format!("F{r:03}_{i:03}")).collect();
+        reg.register(&names, 6000, None).unwrap();
+    }
+    let names: Vec<String> = (0..per).map(|i| format!("OVER{i:03}")).collect();
+    let short = reg.clone().with_timeout(Duration::from_millis(300));
+    assert!(matches!(short.register(&names, 6000, None), Err(RegistryError::Timeout { .. })));
+    // Still serving: what it holds is answered.
+    assert_eq!(reg.discover("F000_000").unwrap(), vec![("127.0.0.1".to_owned(), 6000)]);
+    let total: usize = registry.services().iter().map(|(_, s)| s.len()).sum();
+    assert!(total <= rpyc_rs::registry::MAX_ENTRIES, "{total}");
+}

@@ -29,7 +29,7 @@ mod client;
 mod server;
 
 pub use client::{Registrar, RegistryClient};
-pub use server::{RegistryHandle, RegistryServer};
+pub use server::{RegistryHandle, RegistryServer, MAX_ENTRIES, MAX_TCP_CLIENTS};
 
 use std::fmt;
 use std::io;

@@ -33,6 +33,12 @@ const TCP_REQUEST_TIMEOUT: Duration = Duration::from_secs(3);
 /// TCP requests handled at once; more wait in the listen backlog.
 pub const MAX_TCP_CLIENTS: usize = 32;
 
+/// The most `(name, server)` entries kept. rpyc keeps any number; a peer
+/// sending REGISTER after REGISTER with new names could then grow the
+/// table without end. Past this, stale entries are pruned and, if that is
+/// not enough, new registrations go unanswered (a registrar retries).
+pub const MAX_ENTRIES: usize = 16_384;
+
 /// Services by upper-case name, each with its servers and when each last
 /// registered.
 #[derive(Default)]
@@ -69,7 +75,7 @@ impl State {
                         _ => None,
                     })
                     .collect();
-                self.register(host, &names?, port)
+                self.register(host, &names?, port)?
             }
             ("unregister", [Value::Int(port)]) => self.unregister(host, u16::try_from(*port).ok()?),
             _ => {
@@ -112,16 +118,28 @@ impl State {
         Value::Tuple(names.map(|(n, _)| Value::from(n.as_str())).collect())
     }
 
-    fn register(&self, host: &str, names: &[&str], port: u16) -> Value {
+    fn register(&self, host: &str, names: &[&str], port: u16) -> Option<Value> {
         let now = Instant::now();
         let mut table = self.table.lock();
+        let count = |t: &Table| t.services.values().map(HashMap::len).sum::<usize>();
+        if count(&table) + names.len() > MAX_ENTRIES {
+            let timeout = self.pruning_timeout;
+            table.services.retain(|_, servers| {
+                servers.retain(|_, seen| now.duration_since(*seen) <= timeout);
+                !servers.is_empty()
+            });
+            if count(&table) + names.len() > MAX_ENTRIES {
+                log::warn!("registry: full ({MAX_ENTRIES} entries); ignoring a registration from {host}");
+                return None;
+            }
+        }
         for name in names {
             let servers = table.services.entry(name.to_uppercase()).or_default();
             if servers.insert((host.to_owned(), port), now).is_none() {
                 log::info!("registry: {name} at {host}:{port} joined");
             }
         }
-        Value::from("OK")
+        Some(Value::from("OK"))
     }
 
     fn unregister(&self, host: &str, port: u16) -> Value {
