@@ -361,7 +361,9 @@ impl Connector {
             Ok(()) => Ok(second),
             Err(_) => {
                 second.close();
-                Err(Error::Connect(format!("{addr}: {why}")))
+                // A TLS server hangs up on plain RPyC just the same.
+                let hint = if tls.is_none() { " (does the server want TLS?)" } else { "" };
+                Err(Error::Connect(format!("{addr}: {why}{hint}")))
             }
         }
     }

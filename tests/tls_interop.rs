@@ -130,13 +130,19 @@ fn refusals_name_their_reason() {
     assert_eq!(echo(&conn), 42);
     conn.close();
 
+    // A self-signed CA certificate used as the server's own, as `openssl
+    // req -x509` makes: Python accepts it, rustls does not, and says so.
+    let selfie = py_tls_server(&pki, &pki.self_signed, false);
+    let e = open_err(connector("127.0.0.1", selfie.port(), TlsOptions::new().ca_file(&pki.self_signed.cert)));
+    assert!(e.contains("is a CA certificate"), "{e}");
+
     // Plain TCP to a TLS server, and TLS to a plain server: clear errors.
     let plain = common::spawn_rpyc_server(SERVICE);
     let e =
         open_err(connector("127.0.0.1", plain.port(), trust()).connect_timeout(Some(Duration::from_secs(2))));
     assert!(e.contains("does the peer speak TLS"), "{e}");
     let e = open_err(Connector::new(Address::tcp("127.0.0.1", rogue.port())));
-    assert!(e.contains("closed"), "{e}");
+    assert!(e.contains("closed") && e.contains("want TLS"), "{e}");
     let bad_ca =
         open_err(connector("127.0.0.1", plain.port(), TlsOptions::new().ca_file(pki.dir.join("none.pem"))));
     assert!(bad_ca.contains("none.pem"), "{bad_ca}");

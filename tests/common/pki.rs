@@ -39,6 +39,9 @@ pub struct Pki {
     pub rogue_server: Pair,
     /// CN=mallory, signed by the rogue CA.
     pub rogue_client: Pair,
+    /// localhost + 127.0.0.1, self-signed with CA:TRUE (what `openssl req
+    /// -x509` makes), to be trusted as its own CA.
+    pub self_signed: Pair,
 }
 
 struct Ca {
@@ -77,6 +80,19 @@ fn leaf(ca: &Ca, dir: &TempDir, name: &str, cn: &str, sans: &[&str], client: boo
     pair
 }
 
+fn self_signed(dir: &TempDir) -> Pair {
+    let key = KeyPair::generate().expect("key");
+    let mut params =
+        CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).expect("params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, "localhost");
+    let cert = params.self_signed(&key).expect("self-signed cert");
+    let pair = Pair { cert: dir.join("self-signed.pem"), key: dir.join("self-signed.key") };
+    std::fs::write(&pair.cert, cert.pem()).expect("write cert");
+    std::fs::write(&pair.key, key.serialize_pem()).expect("write key");
+    pair
+}
+
 impl Pki {
     /// Makes everything in a fresh temporary directory.
     pub fn new() -> Pki {
@@ -91,6 +107,7 @@ impl Pki {
             wrong_host: leaf(&good, &dir, "wrong-host", "other.example", &["other.example"], false, false),
             rogue_server: leaf(&rogue, &dir, "rogue-server", "localhost", &here, false, false),
             rogue_client: leaf(&rogue, &dir, "rogue-client", "mallory", &[], true, false),
+            self_signed: self_signed(&dir),
             ca: ca_path,
             rogue_ca: rogue_path,
             dir,

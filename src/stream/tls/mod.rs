@@ -228,6 +228,14 @@ impl TlsError {
                         "the {peer}'s certificate is not valid for the host connected to ({e})"
                     ))
                 }
+                // webpki reports it only as an "other" error: a certificate
+                // with CA:TRUE presented as the peer's own, which is what
+                // `openssl req -x509` makes and Python's ssl accepts.
+                other if format!("{other:?}").contains("CaUsedAsEndEntity") => TlsError::Untrusted(format!(
+                    "the {peer}'s certificate is a CA certificate (a self-signed `openssl req -x509` one?); \
+                     rustls accepts only a certificate signed by a CA, so sign one with the CA and give \
+                     the CA with --ca ({e})"
+                )),
                 _ => TlsError::Untrusted(format!("the {peer}'s certificate was refused ({e})")),
             },
             E::NoCertificatesPresented => TlsError::ClientCertificateMissing(
