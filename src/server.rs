@@ -316,9 +316,20 @@ impl Shared {
         Connection::new(stream, (self.factory)(), config)
     }
 
+    /// Registers a connection whose TLS handshake finished on its own
+    /// thread. A shutdown that began meanwhile has already aborted the
+    /// connections it saw; this one it may have missed, so it goes too.
+    fn register_late(&self, conn: &Connection) -> u64 {
+        let id = self.register(conn.clone());
+        if self.stopping() {
+            conn.abort("server shutting down");
+        }
+        id
+    }
+
     /// Serves `conn` on this thread until it ends.
     fn serve_here(&self, conn: Connection) {
-        let id = self.register(conn.clone());
+        let id = self.register_late(&conn);
         if let Err(e) = conn.serve_all() {
             log::debug!("connection from {} ended: {e}", conn.peer());
         }
@@ -589,7 +600,7 @@ struct PoolFeed {
 
 impl PoolFeed {
     fn add(&self, conn: Connection) {
-        let id = self.shared.register(conn);
+        let id = self.shared.register_late(&conn);
         // A new connection may already have a request waiting: let a
         // worker look first.
         let _ = self.work_tx.send(id);
