@@ -328,3 +328,19 @@ fn the_rust_registry_stays_bounded_under_a_registration_flood() {
     let total: usize = registry.services().iter().map(|(_, s)| s.len()).sum();
     assert!(total <= rpyc_rs::registry::MAX_ENTRIES, "{total}");
 }
+
+#[test]
+fn classic_connect_by_service_finds_a_registered_classic_server() {
+    let registry = RegistryServer::bind(Transport::Tcp, "127.0.0.1:0").unwrap().spawn().unwrap();
+    let port = registry.local_addr().port();
+    let opts = common::ServerOptions {
+        args: vec!["--register".into(), format!("tcp:127.0.0.1:{port}")],
+        ..Default::default()
+    };
+    let _classic = common::spawn_classic_server_with(&opts);
+    let reg = client(Transport::Tcp, port);
+    eventually("the classic server's registration", || reg.discover("SLAVE").ok());
+    let c = rpyc_rs::classic::Classic::connect_by_service("slave", reg).unwrap();
+    assert_eq!(c.eval_as::<i64>("6 * 7").unwrap(), 42);
+    c.close();
+}
