@@ -175,7 +175,7 @@ fn the_rust_registry_prunes_entries_not_refreshed() {
     for t in [Transport::Udp, Transport::Tcp] {
         let registry = RegistryServer::bind(t, "127.0.0.1:0")
             .unwrap()
-            .pruning_timeout(Duration::from_millis(300))
+            .pruning_timeout(Duration::from_secs(1))
             .spawn()
             .unwrap();
         let reg = client(t, registry.local_addr().port());
@@ -183,7 +183,7 @@ fn the_rust_registry_prunes_entries_not_refreshed() {
         assert_eq!(reg.discover("once").unwrap(), vec![("127.0.0.1".to_owned(), 4242)]);
         // Listing is off, as rpyc's default.
         assert!(matches!(reg.list(None), Err(RegistryError::ListingDisabled)));
-        std::thread::sleep(Duration::from_millis(600));
+        std::thread::sleep(Duration::from_millis(2000));
         assert!(
             matches!(reg.discover("ONCE"), Err(RegistryError::NotFound(_))),
             "{t}: a stale entry is pruned"
@@ -198,11 +198,11 @@ fn the_rust_registry_prunes_entries_not_refreshed() {
 
 #[test]
 fn a_stock_registry_prunes_too() {
-    let registry = stock_registry(Transport::Udp, 0.3);
+    let registry = stock_registry(Transport::Udp, 2.0);
     let reg = client(Transport::Udp, registry.port());
     reg.register(&["BRIEF".into()], 4343, None).unwrap();
     assert_eq!(reg.discover("BRIEF").unwrap(), vec![("127.0.0.1".to_owned(), 4343)]);
-    std::thread::sleep(Duration::from_millis(600));
+    std::thread::sleep(Duration::from_millis(3000));
     assert!(matches!(reg.discover("BRIEF"), Err(RegistryError::NotFound(_))));
 }
 
@@ -223,13 +223,13 @@ fn garbage_or_silence_is_an_error_within_the_timeout() {
 
     let timeout = Duration::from_millis(500);
     let t0 = Instant::now();
-    let e = RegistryClient::udp("127.0.0.1", junk_port).with_timeout(timeout).discover("X").unwrap_err();
+    let e = RegistryClient::udp("127.0.0.1", junk_port).with_timeout(timeout * 6).discover("X").unwrap_err();
     assert!(matches!(e, RegistryError::BadReply(_)), "{e}");
     let e = RegistryClient::udp("127.0.0.1", silent_port).with_timeout(timeout).discover("X").unwrap_err();
     assert!(matches!(e, RegistryError::Timeout { .. }), "{e}");
     assert!(e.to_string().contains("no answer"), "{e}");
-    // Both answered within the two timeouts (plus scheduling slack).
-    assert!(t0.elapsed() < timeout * 2 + Duration::from_secs(5));
+    // Both came back within their timeouts (plus scheduling slack).
+    assert!(t0.elapsed() < timeout * 7 + Duration::from_secs(5));
 
     // Silence over TCP: a listener that accepts and says nothing.
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
@@ -240,7 +240,7 @@ fn garbage_or_silence_is_an_error_within_the_timeout() {
 
     let e = Connection::connect_by_service(
         "X",
-        RegistryClient::udp("127.0.0.1", junk_port).with_timeout(timeout),
+        RegistryClient::udp("127.0.0.1", junk_port).with_timeout(timeout * 6),
     )
     .unwrap_err();
     assert!(e.to_string().contains("service:X"), "{e}");
@@ -289,10 +289,10 @@ fn the_rust_registry_survives_hostile_datagrams() {
 #[test]
 fn a_registrar_refreshes_its_entry_and_unregisters_when_stopped() {
     for t in [Transport::Udp, Transport::Tcp] {
-        // Entries live 400 ms; the registrar refreshes every 100 ms.
+        // Entries live 1.5 s; the registrar refreshes every 100 ms.
         let registry = RegistryServer::bind(t, "127.0.0.1:0")
             .unwrap()
-            .pruning_timeout(Duration::from_millis(400))
+            .pruning_timeout(Duration::from_millis(1500))
             .spawn()
             .unwrap();
         let reg = client(t, registry.local_addr().port());
@@ -301,7 +301,7 @@ fn a_registrar_refreshes_its_entry_and_unregisters_when_stopped() {
                 .unwrap();
         eventually("the first registration", || reg.discover("KEPT").ok());
         // Well past the pruning timeout, the entry is still fresh.
-        std::thread::sleep(Duration::from_millis(1000));
+        std::thread::sleep(Duration::from_millis(3000));
         assert_eq!(reg.discover("KEPT").unwrap(), vec![("127.0.0.1".to_owned(), 4444)], "{t}");
         registrar.stop();
         eventually("the unregistration", || registry.services().is_empty().then_some(()));
