@@ -397,10 +397,9 @@ impl Connector {
             }
         };
         match tls {
-            Some(t) => t
-                .connect(stream, host, timeout)
-                .map(|s| (s, None))
-                .map_err(|e| Error::Connect(format!("{addr}: {e}"))),
+            Some(t) => {
+                t.connect_verified(stream, host, timeout).map_err(|e| Error::Connect(format!("{addr}: {e}")))
+            }
             None => Ok((stream, None)),
         }
     }
@@ -441,9 +440,10 @@ impl Connection {
         Connector::new(Address::service(name)).registry(registry).open()
     }
 
-    /// The certificate the peer presented over TLS, as a TLS server saw it
-    /// (rpyc hands a service the same as `credentials`). `None` without TLS
-    /// or without a client certificate.
+    /// The certificate the peer presented over TLS: on a server, the
+    /// client's (rpyc hands a service the same as `credentials`); on a
+    /// client, the server's. `None` without TLS or without a client
+    /// certificate.
     pub fn peer_certificate(&self) -> Option<&PeerCertificate> {
         self.inner().config.peer_certificate.as_deref()
     }

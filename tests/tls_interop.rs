@@ -75,6 +75,10 @@ fn rust_client_verifies_an_ssl_authenticator_server() {
     for host in ["127.0.0.1", "localhost"] {
         let conn = connector(host, server.port(), TlsOptions::new().ca_file(&pki.ca)).open().unwrap();
         assert_eq!(echo(&conn), 42);
+        // The client sees the server's certificate.
+        let cert = conn.peer_certificate().expect("the server's certificate");
+        assert_eq!(cert.common_name(), Some("localhost"));
+        assert!(cert.issuer.contains(&("commonName".to_owned(), "rpyc-rs test CA".to_owned())));
         // The server saw no client certificate.
         let who =
             Option::<String>::from_object(conn.root().unwrap().call_method("whoami", ()).unwrap()).unwrap();

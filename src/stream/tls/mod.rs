@@ -386,14 +386,24 @@ impl TlsConnector {
     /// the encrypted stream, verified as the options say. Waits at most
     /// `timeout` for the handshake.
     pub fn connect(&self, stream: Stream, host: &str, timeout: Option<Duration>) -> Result<Stream, TlsError> {
+        self.connect_verified(stream, host, timeout).map(|(s, _)| s)
+    }
+
+    /// As [`TlsConnector::connect`], also returning the certificate the
+    /// server presented.
+    pub fn connect_verified(
+        &self,
+        stream: Stream,
+        host: &str,
+        timeout: Option<Duration>,
+    ) -> Result<(Stream, Option<PeerCertificate>), TlsError> {
         let name = self.server_name.as_deref().unwrap_or(host);
         let name = name.trim_start_matches('[').trim_end_matches(']');
         let server_name = ServerName::try_from(name.to_owned())
             .map_err(|_| TlsError::Setup(format!("{name:?} is not a valid server name for TLS")))?;
         let conn = rustls::ClientConnection::new(self.config.clone(), server_name)
             .map_err(|e| TlsError::Setup(e.to_string()))?;
-        let (stream, _) = handshake(stream, conn.into(), "server", timeout, &|| false)?;
-        Ok(stream)
+        handshake(stream, conn.into(), "server", timeout, &|| false)
     }
 }
 
