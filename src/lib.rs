@@ -9,6 +9,7 @@
 //! | packets | [`channel`] | bytes into `!LB` frames (zlib above 3000 bytes) |
 //! | objects | [`protocol`] | packets into requests, replies, netrefs and exceptions |
 //! | services | [`service`], [`server`] | Rust objects into something a peer can use, and servers for them |
+//! | reaching peers | [`address`], [`registry`], [`stream::tls`] | addresses, TLS, service names into open connections |
 //!
 //! Everything here is byte-compatible with the `rpyc` package (5.3.x and 6.0.x).
 //!
@@ -52,6 +53,7 @@
 // CLI's subcommands (`cli/`) are written as users of the public API.
 extern crate self as rpyc_rs;
 
+pub mod address;
 pub mod brine;
 pub mod channel;
 pub mod classic;
@@ -62,10 +64,12 @@ pub mod cli;
 #[doc(hidden)]
 pub mod literal;
 pub mod protocol;
+pub mod registry;
 pub mod server;
 pub mod service;
 pub mod stream;
 
+pub use address::{Address, Connector, Dialect};
 pub use brine::Value;
 pub use protocol::{AttrPolicy, Config, Connection, Error, FromObject, NetRef, Object, RemoteException};
 pub use server::{Mode, Server, ServerBuilder};

@@ -36,6 +36,12 @@
 //! handle.shutdown()?;
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
+//!
+//! With [`ServerBuilder::tls`] every accepted stream is wrapped in TLS; the
+//! handshake runs on the connection's own thread (never the accept loop's),
+//! and the client's certificate reaches the service as
+//! [`Connection::peer_certificate`]. With [`ServerBuilder::auto_register`]
+//! the server keeps itself registered with an rpyc registry while it runs.
 
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read, Write};
@@ -51,7 +57,9 @@ use std::time::Duration;
 use parking_lot::{Condvar, Mutex};
 
 use crate::protocol::{Config, Connection};
+use crate::registry::{Registrar, RegistryClient};
 use crate::service::Expose;
+use crate::stream::tls::{PeerCertificate, TlsAcceptor};
 use crate::stream::Stream;
 
 /// Makes the root object for each new connection.
@@ -137,6 +145,8 @@ pub struct ServerBuilder {
     mode: Mode,
     config: Config,
     max_connections: usize,
+    tls: Option<TlsAcceptor>,
+    register: Option<(RegistryClient, Vec<String>)>,
 }
 
 impl ServerBuilder {
@@ -149,7 +159,23 @@ impl ServerBuilder {
             mode: Mode::Threaded,
             config: Config::default(),
             max_connections: 1024,
+            tls: None,
+            register: None,
         }
+    }
+
+    /// Speaks TLS on every connection (rpyc's `SSLAuthenticator`).
+    pub fn tls(mut self, acceptor: TlsAcceptor) -> Self {
+        self.tls = Some(acceptor);
+        self
+    }
+
+    /// Registers `aliases` with the registry `client` talks to while
+    /// serving, re-registering every minute and unregistering on shutdown
+    /// (rpyc's `auto_register`). TCP servers only.
+    pub fn auto_register(mut self, client: RegistryClient, aliases: &[&str]) -> Self {
+        self.register = Some((client, aliases.iter().map(|a| a.to_uppercase()).collect()));
+        self
     }
 
     /// A server sharing one root between all connections.
@@ -211,7 +237,9 @@ impl ServerBuilder {
             listener,
             addr,
             mode: self.mode,
+            register: self.register,
             shared: Arc::new(Shared {
+                tls: self.tls,
                 factory: self.factory,
                 config: self.config,
                 max_connections: self.max_connections,
@@ -227,6 +255,7 @@ impl ServerBuilder {
 }
 
 struct Shared {
+    tls: Option<TlsAcceptor>,
     factory: RootFactory,
     config: Config,
     max_connections: usize,
@@ -301,6 +330,34 @@ impl Shared {
         !self.stopping()
     }
 
+    /// A connection over `stream` with a fresh root; `cert` is what a TLS
+    /// client presented.
+    fn connection(&self, stream: Stream, cert: Option<PeerCertificate>) -> Connection {
+        let mut config = self.config.clone();
+        config.peer_certificate = cert.map(Arc::new);
+        Connection::new(stream, (self.factory)(), config)
+    }
+
+    /// Registers a connection whose TLS handshake finished on its own
+    /// thread. A shutdown that began meanwhile has already aborted the
+    /// connections it saw; this one it may have missed, so it goes too.
+    fn register_late(&self, conn: &Connection) -> u64 {
+        let id = self.register(conn.clone());
+        if self.stopping() {
+            conn.abort("server shutting down");
+        }
+        id
+    }
+
+    /// Serves `conn` on this thread until it ends.
+    fn serve_here(&self, conn: Connection) {
+        let id = self.register_late(&conn);
+        if let Err(e) = conn.serve_all() {
+            log::debug!("connection from {} ended: {e}", conn.peer());
+        }
+        self.unregister(id);
+    }
+
     fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) {
         match std::thread::Builder::new().name(name).spawn(f) {
             Ok(h) => {
@@ -318,6 +375,7 @@ pub struct Server {
     listener: Listener,
     addr: ServerAddr,
     mode: Mode,
+    register: Option<(RegistryClient, Vec<String>)>,
     shared: Arc<Shared>,
 }
 
@@ -440,7 +498,9 @@ impl Server {
             Mode::Pool { workers } => Some(Pool::start(&self.shared, workers.max(1))?),
             _ => None,
         };
+        let registrar = self.start_registrar();
         let result = self.accept_loop(pool.as_ref());
+        drop(registrar); // unregisters
         self.shutdown_handle().shutdown();
         if let Some(p) = pool {
             p.stop();
@@ -451,6 +511,19 @@ impl Server {
         }
         log::info!("rpyc-rs server on {} stopped", self.addr);
         result
+    }
+
+    /// Starts re-registering with the registry, when asked to.
+    fn start_registrar(&self) -> Option<Registrar> {
+        let (client, aliases) = self.register.clone()?;
+        let ServerAddr::Tcp(addr) = &self.addr else {
+            log::warn!("only TCP servers can register with a registry");
+            return None;
+        };
+        let interface = Some(addr.ip()).filter(|ip| !ip.is_unspecified());
+        Registrar::start_default(client, aliases, addr.port(), interface)
+            .map_err(|e| log::warn!("cannot start registering: {e}"))
+            .ok()
     }
 
     fn accept_loop(&self, pool: Option<&Pool>) -> io::Result<()> {
@@ -492,7 +565,36 @@ impl Server {
             };
             let peer = stream.peer.clone();
             log::debug!("connection from {peer}");
-            let conn = Connection::new(stream, (sh.factory)(), sh.config.clone());
+            let (stream, cert) = match &sh.tls {
+                None => (stream, None),
+                Some(tls) if self.mode != Mode::OneShot => {
+                    // The handshake runs on the connection's own thread: a
+                    // slow or silent client must not hold up the accept loop.
+                    let (tls, shared, feed) = (tls.clone(), sh.clone(), pool.map(Pool::feed));
+                    sh.spawn(format!("rpyc-tls-{peer}"), move || {
+                        let stopping = || shared.stopping();
+                        match tls.accept(stream, shared.config.connect_timeout, &stopping) {
+                            Ok((stream, cert)) => {
+                                let conn = shared.connection(stream, cert);
+                                match feed {
+                                    Some(f) => f.add(conn),
+                                    None => shared.serve_here(conn),
+                                }
+                            }
+                            Err(e) => log::info!("TLS handshake with {peer} failed: {e}"),
+                        }
+                    });
+                    continue;
+                }
+                Some(tls) => match tls.accept(stream, sh.config.connect_timeout, &|| sh.stopping()) {
+                    Ok(x) => x,
+                    Err(e) => {
+                        log::info!("TLS handshake with {peer} failed: {e}");
+                        continue;
+                    }
+                },
+            };
+            let conn = sh.connection(stream, cert);
             match (self.mode, pool) {
                 (Mode::OneShot, _) => {
                     let id = sh.register(conn.clone());
@@ -515,6 +617,21 @@ impl Server {
                 }
             }
         }
+    }
+}
+
+/// Hands connections to the pool's workers from any thread.
+struct PoolFeed {
+    shared: Arc<Shared>,
+    work_tx: crossbeam_channel::Sender<u64>,
+}
+
+impl PoolFeed {
+    fn add(&self, conn: Connection) {
+        let id = self.shared.register_late(&conn);
+        // A new connection may already have a request waiting: let a
+        // worker look first.
+        let _ = self.work_tx.send(id);
     }
 }
 
@@ -555,10 +672,12 @@ impl Pool {
     }
 
     fn add(&self, conn: Connection) {
-        let id = self.shared.register(conn);
-        // A new connection may already have a request waiting: let a
-        // worker look first.
-        let _ = self.work_tx.send(id);
+        self.feed().add(conn);
+    }
+
+    /// What another thread needs to hand the pool a connection.
+    fn feed(&self) -> PoolFeed {
+        PoolFeed { shared: self.shared.clone(), work_tx: self.work_tx.clone() }
     }
 
     /// Watches idle connections; sends each that has data to the workers.

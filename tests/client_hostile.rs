@@ -5,13 +5,11 @@
 
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rpyc_rs::brine::{self, Value};
 use rpyc_rs::protocol::{Error, Handler};
-use rpyc_rs::service::VoidService;
-use rpyc_rs::{Config, Connection, Object};
+use rpyc_rs::{Address, Config, Connection, Dialect, Object};
 
 /// Reads one whole frame from the client (so the reply follows a request).
 fn read_frame(s: &mut TcpStream) -> Vec<u8> {
@@ -58,7 +56,9 @@ fn fake_server(answer: impl FnOnce(&mut TcpStream, i64) + Send + 'static) -> u16
 
 fn client(port: u16, timeout: Duration) -> Connection {
     let cfg = Config::default().with_timeout(Some(timeout)).with_max_frame_size(1 << 20);
-    Connection::connect_with("127.0.0.1", port, Arc::new(VoidService), cfg).unwrap()
+    // The dialect is told, not probed: each fake server answers only the
+    // first request, which must be the test's own.
+    Connection::builder(Address::tcp("127.0.0.1", port)).config(cfg).dialect(Dialect::Rpyc6).open().unwrap()
 }
 
 fn ping(conn: &Connection) -> Result<Object, Error> {

@@ -3,6 +3,9 @@
     rpyc_server.py [--source SRC] [--service EXPR] [--classic]
                    [--server ThreadedServer|ThreadPoolServer|OneShotServer|...]
                    [--protocol-config JSON] [--unix PATH]
+                   [--ssl-keyfile K --ssl-certfile C [--ssl-cafile CA]
+                    [--ssl-cert-reqs none|optional|required]]
+                   [--register udp:HOST:PORT|tcp:HOST:PORT]
 
 ``--source`` is Python code (dedented first, so it may be indented as in a
 Rust string literal) run in a namespace where ``rpyc`` is imported; it
@@ -14,7 +17,9 @@ typically defines the service class. The service is ``--service``
 The server binds 127.0.0.1 on an ephemeral port (or the Unix socket
 ``--unix PATH``), starts listening, and only then prints ``PORT <port>`` (or
 ``READY <path>``), so the caller can connect the moment it reads that line.
-It exits when its stdin closes: the test process holds the other end, so a
+``--ssl-*`` wraps every connection with rpyc's ``SSLAuthenticator``;
+``--register`` turns on ``auto_register`` with a UDP or TCP registrar aimed
+at HOST:PORT (never a broadcast). It exits when its stdin closes: the test process holds the other end, so a
 server never outlives the test that started it, even one that was killed.
 """
 
@@ -60,6 +65,11 @@ def main():
     ap.add_argument("--server", default="ThreadedServer")
     ap.add_argument("--protocol-config", default="null")
     ap.add_argument("--unix")
+    ap.add_argument("--ssl-keyfile")
+    ap.add_argument("--ssl-certfile")
+    ap.add_argument("--ssl-cafile")
+    ap.add_argument("--ssl-cert-reqs", choices=["none", "optional", "required"])
+    ap.add_argument("--register")
     args = ap.parse_args()
     threading.Thread(target=exit_when_stdin_closes, daemon=True).start()
 
@@ -69,6 +79,23 @@ def main():
     config = json.loads(args.protocol_config)
     if config is not None:
         kwargs["protocol_config"] = config
+    if args.ssl_keyfile:
+        import ssl
+        from rpyc.utils.authenticators import SSLAuthenticator
+
+        reqs = {"none": ssl.CERT_NONE, "optional": ssl.CERT_OPTIONAL, "required": ssl.CERT_REQUIRED}
+        kwargs["authenticator"] = SSLAuthenticator(
+            args.ssl_keyfile, args.ssl_certfile, ca_certs=args.ssl_cafile,
+            cert_reqs=reqs.get(args.ssl_cert_reqs))
+    if args.register:
+        from rpyc.utils.registry import TCPRegistryClient, UDPRegistryClient
+
+        kind, host, port = args.register.split(":")
+        if kind == "udp":
+            kwargs["registrar"] = UDPRegistryClient(ip=host, port=int(port), timeout=2)
+        else:
+            kwargs["registrar"] = TCPRegistryClient(host, port=int(port), timeout=2)
+        kwargs["auto_register"] = True
     if args.unix:
         server = server_cls(service, socket_path=args.unix, **kwargs)
     else:

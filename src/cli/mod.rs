@@ -6,11 +6,13 @@
 //! rpyc-rs exec 127.0.0.1:18812 'import os'        # classic server: exec(CODE)
 //! rpyc-rs call 127.0.0.1:18861 echo "(1, 'a')"    # any server: print repr(root.echo((1, 'a')))
 //! rpyc-rs call /tmp/rpyc.sock add 1 b=2           # a Unix socket, a keyword argument
+//! rpyc-rs call service:DEMO add 1 2 --registry 127.0.0.1   # found through a registry
 //! ```
 //!
 //! An address is `HOST:PORT`, `[IPV6]:PORT`, `HOST` (port 18812, the
-//! classic default), or a Unix socket path (anything with a `/`, or the name
-//! of an existing socket file).
+//! classic default), a Unix socket path (anything with a `/`, or the name
+//! of an existing socket file), or `service:NAME` (see [`rpyc_rs::Address`]).
+//! TLS, the registry and its subcommands are in `net.rs`.
 //!
 //! Exit status: 0 on success, 1 when the server raised (its exception and
 //! traceback go to stderr), 2 for everything else: usage errors, bad
@@ -18,19 +20,17 @@
 
 use std::io::{Read, Write};
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
 mod logging;
+mod net;
 mod serve;
 
-use rpyc_rs::classic::{Classic, DEFAULT_PORT};
-use rpyc_rs::protocol::{Config, Connection, Error, NetRef, Object, RemoteException};
-use rpyc_rs::service::VoidService;
-use rpyc_rs::stream::Stream;
-use rpyc_rs::FromObject;
+use rpyc_rs::classic::Classic;
+use rpyc_rs::protocol::{Connection, Error, NetRef, Object, RemoteException};
+use rpyc_rs::{Address, Connector, Dialect, FromObject};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -38,7 +38,7 @@ use rpyc_rs::FromObject;
     version,
     args_override_self = true,
     about = "Talk to RPyC servers: ping them, call their services, run code on classic servers",
-    after_help = "ADDR is HOST:PORT, [IPV6]:PORT, HOST (port 18812), or a Unix socket path.\n\
+    after_help = "ADDR is HOST:PORT, [IPV6]:PORT, HOST (port 18812), a Unix socket path, or service:NAME.\n\
                   Exit status: 0 ok, 1 the server raised, 2 usage/connection/protocol error."
 )]
 struct Cli {
@@ -47,7 +47,7 @@ struct Cli {
     timeout: Duration,
 
     /// The server runs rpyc 5.x (whose messages are framed differently from
-    /// 6.x); default: 6.x. Servers need no such flag.
+    /// 6.x); default: find out with one PING. Servers need no such flag.
     #[arg(long, global = true)]
     rpyc5: bool,
 
@@ -59,6 +59,11 @@ struct Cli {
     /// Log less: -q errors only, -qq nothing.
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     quiet: u8,
+    #[command(flatten)]
+    tls: net::TlsArgs,
+
+    #[command(flatten)]
+    registry: net::RegistryArg,
 
     #[command(subcommand)]
     command: Command,
@@ -135,68 +140,22 @@ enum Command {
         /// Most connections served at once; more wait to be accepted.
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
+        /// Register the service (as DEMO) with --registry while serving.
+        #[arg(long)]
+        register: bool,
     },
+    /// Serve an rpyc registry (what rpyc_registry does) until SIGINT/SIGTERM.
+    Registry(net::RegistryCmd),
+    /// List the services registered with --registry (it must allow listing).
+    List,
 }
 
 /// The largest `--size` accepted: far beyond any useful latency probe, and
 /// small enough that a typo cannot make us allocate gigabytes.
 const MAX_PING_SIZE: i64 = 256 << 20;
 
-/// Where a server is.
-#[derive(Debug, Clone, PartialEq, Eq)]
-enum Address {
-    Tcp { host: String, port: u16 },
-    Unix(PathBuf),
-}
-
-impl std::fmt::Display for Address {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Address::Tcp { host, port } if host.contains(':') => write!(f, "[{host}]:{port}"),
-            Address::Tcp { host, port } => write!(f, "{host}:{port}"),
-            Address::Unix(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
 fn parse_address(s: &str) -> Result<Address, String> {
-    if s.is_empty() {
-        return Err("empty address; expected HOST:PORT or a Unix socket path".into());
-    }
-    if s.contains('/') || is_socket_file(s) {
-        return Ok(Address::Unix(PathBuf::from(s)));
-    }
-    let (host, port) = if let Some(rest) = s.strip_prefix('[') {
-        let (host, after) =
-            rest.split_once(']').ok_or_else(|| format!("{s:?}: missing ']' after the IPv6 address"))?;
-        match after {
-            "" => (host, None),
-            _ => match after.strip_prefix(':') {
-                Some(p) => (host, Some(p)),
-                None => return Err(format!("{s:?}: expected ':PORT' after ']'")),
-            },
-        }
-    } else if s.matches(':').count() > 1 {
-        return Err(format!("{s:?}: an IPv6 address needs brackets, as in [::1]:18812"));
-    } else {
-        match s.split_once(':') {
-            Some((h, p)) => (h, Some(p)),
-            None => (s, None),
-        }
-    };
-    if host.is_empty() {
-        return Err(format!("{s:?}: missing host before the port"));
-    }
-    let port = match port {
-        None => DEFAULT_PORT,
-        Some(p) => p.parse::<u16>().map_err(|_| format!("{s:?}: {p:?} is not a port number (0-65535)"))?,
-    };
-    Ok(Address::Tcp { host: host.to_owned(), port })
-}
-
-fn is_socket_file(s: &str) -> bool {
-    use std::os::unix::fs::FileTypeExt;
-    std::fs::metadata(s).is_ok_and(|m| m.file_type().is_socket())
+    s.parse::<Address>().map_err(|e| e.to_string())
 }
 
 fn parse_timeout(s: &str) -> Result<Duration, String> {
@@ -250,33 +209,33 @@ fn io_text(e: &std::io::Error) -> String {
     s
 }
 
-/// `--rpyc5`: set once from the command line before any connection is made.
-static RPYC5: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+/// How to connect: set once from the command line before any connection
+/// is made.
+static NET: std::sync::OnceLock<Connector> = std::sync::OnceLock::new();
 
-fn connect(addr: &Address, timeout: Duration) -> Result<Connection, Failure> {
-    use std::io::ErrorKind;
-    let stream = match addr {
-        Address::Tcp { host, port } => Stream::tcp_connect((host.as_str(), *port), Some(timeout)),
-        Address::Unix(path) => Stream::unix_connect(path),
-    };
-    let stream = stream.map_err(|e| {
-        let hint = match e.kind() {
-            ErrorKind::ConnectionRefused => " (is an RPyC server running there?)".to_owned(),
-            ErrorKind::NotFound if matches!(addr, Address::Unix(_)) => {
-                " (no such socket; is the server listening on this path?)".to_owned()
-            }
-            ErrorKind::TimedOut | ErrorKind::WouldBlock => {
-                format!(" after {} s (is the host reachable? see --timeout)", timeout.as_secs_f64())
-            }
-            _ => String::new(),
-        };
-        Failure::other(format!("cannot connect to {addr}: {}{hint}", io_text(&e)))
-    })?;
-    let config = Config::default()
-        .with_timeout(Some(timeout))
-        .with_connect_timeout(Some(timeout))
-        .with_legacy_framing(RPYC5.load(std::sync::atomic::Ordering::Relaxed));
-    Ok(Connection::new(stream, Arc::new(VoidService), config))
+/// The connector every command uses (`--rpyc5`, `--tls`, `--registry`,
+/// `--timeout`), with `addr` filled in.
+fn connector(cli: &Cli) -> Result<Connector, Failure> {
+    let timeout = cli.timeout;
+    let mut c = Connector::new(Address::tcp("127.0.0.1", 0))
+        .timeout(Some(timeout))
+        .connect_timeout(Some(timeout))
+        .registry(cli.registry.client(timeout.min(Duration::from_secs(5))).map_err(Failure::other)?);
+    if cli.rpyc5 {
+        c = c.dialect(Dialect::Rpyc5);
+    }
+    if let Some(tls) = cli.tls.client().map_err(Failure::other)? {
+        c = c.tls(tls);
+    }
+    Ok(c)
+}
+
+fn connect(addr: &Address, _timeout: Duration) -> Result<Connection, Failure> {
+    let base = NET.get().cloned().unwrap_or_else(|| Connector::new(addr.clone()));
+    base.with_address(addr.clone()).open().map_err(|e| match e {
+        Error::Connect(m) => Failure::other(format!("cannot connect to {m}")),
+        other => Failure::other(format!("cannot connect to {addr}: {other}")),
+    })
 }
 
 /// Python's `repr()` of a result: values locally, netrefs by asking their
@@ -434,12 +393,23 @@ fn with_classic_hint(f: Failure) -> Failure {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     let timeout = cli.timeout;
-    RPYC5.store(cli.rpyc5, std::sync::atomic::Ordering::Relaxed);
+    let _ = NET.set(connector(&cli)?);
     match cli.command {
         Command::Ping { addr, count, size } => ping(&addr, count, size as usize, timeout),
-        Command::Serve { host, port, unix, mode, workers, max_connections } => {
-            serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections })
+        Command::Serve { host, port, unix, mode, workers, max_connections, register } => {
+            let tls = cli.tls.server().map_err(Failure::other)?;
+            let register = match register {
+                true => Some(cli.registry.client(Duration::from_secs(2)).map_err(Failure::other)?),
+                false => None,
+            };
+            serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections, tls, register })
                 .map_err(Failure::other)
+        }
+        Command::Registry(cmd) => net::registry(cmd).map_err(Failure::other),
+        Command::List => {
+            let registry =
+                cli.registry.client(timeout.min(Duration::from_secs(5))).map_err(Failure::other)?;
+            net::list(&registry).map_err(Failure::other)
         }
         Command::Eval { addr, expr } => {
             let expr = text_arg(expr, "expression")?;
@@ -548,14 +518,16 @@ mod tests {
 
     #[test]
     fn addresses() {
-        let tcp = |h: &str, p| Address::Tcp { host: h.into(), port: p };
+        let tcp = |h: &str, p| Address::tcp(h, p);
+        use rpyc_rs::classic::DEFAULT_PORT;
         assert_eq!(parse_address("127.0.0.1:18812"), Ok(tcp("127.0.0.1", 18812)));
         assert_eq!(parse_address("localhost:1"), Ok(tcp("localhost", 1)));
         assert_eq!(parse_address("localhost"), Ok(tcp("localhost", DEFAULT_PORT)));
         assert_eq!(parse_address("[::1]:5000"), Ok(tcp("::1", 5000)));
         assert_eq!(parse_address("[::1]"), Ok(tcp("::1", DEFAULT_PORT)));
-        assert_eq!(parse_address("/tmp/x.sock"), Ok(Address::Unix("/tmp/x.sock".into())));
-        assert_eq!(parse_address("./x.sock"), Ok(Address::Unix("./x.sock".into())));
+        assert_eq!(parse_address("/tmp/x.sock"), Ok(Address::unix("/tmp/x.sock")));
+        assert_eq!(parse_address("./x.sock"), Ok(Address::unix("./x.sock")));
+        assert_eq!(parse_address("service:DEMO"), Ok(Address::service("DEMO")));
         assert!(parse_address("::1:5000").unwrap_err().contains("brackets"));
         assert!(parse_address("host:99999").unwrap_err().contains("port"));
         assert!(parse_address(":5").unwrap_err().contains("host"));

@@ -12,8 +12,10 @@ use std::time::Duration;
 
 use clap::ValueEnum;
 
+use rpyc_rs::registry::RegistryClient;
 use rpyc_rs::server::{Mode, ServerBuilder};
 use rpyc_rs::service::demo::demo_service;
+use rpyc_rs::stream::tls::TlsAcceptor;
 
 /// How the server gives connections threads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -34,16 +36,22 @@ pub struct ServeArgs {
     pub mode: ServeMode,
     pub workers: usize,
     pub max_connections: usize,
+    /// Serve TLS (`--tls --cert --key [--ca]`).
+    pub tls: Option<TlsAcceptor>,
+    /// Register as DEMO with this registry while serving (`--register`).
+    pub register: Option<RegistryClient>,
 }
 
-static STOP: AtomicBool = AtomicBool::new(false);
+/// Set by SIGINT/SIGTERM (also for `rpyc-rs registry`).
+pub static STOP: AtomicBool = AtomicBool::new(false);
 
 extern "C" fn on_signal(_sig: libc::c_int) {
     // Only an atomic store: the one thing a signal handler may safely do.
     STOP.store(true, Ordering::SeqCst);
 }
 
-fn install_signal_handlers() {
+/// Makes SIGINT and SIGTERM set [`STOP`].
+pub fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a plain C handler that only stores to an atomic.
         unsafe {
@@ -61,6 +69,13 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         ServeMode::Oneshot => Mode::OneShot,
     };
     let mut b = ServerBuilder::new(demo_service).mode(mode).max_connections(args.max_connections);
+    let tls = args.tls.is_some();
+    if let Some(acceptor) = args.tls {
+        b = b.tls(acceptor);
+    }
+    if let Some(registry) = args.register {
+        b = b.auto_register(registry, &["DEMO"]);
+    }
     b = match &args.unix {
         Some(path) => b.unix(path),
         None => b
@@ -77,7 +92,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let handle = server.spawn().map_err(|e| format!("cannot start the server thread: {e}"))?;
     {
         let mut out = std::io::stdout().lock();
-        let _ = writeln!(out, "listening on {addr} ({:?}); demo service DEMO; Ctrl-C stops", args.mode);
+        let tls = if tls { ", TLS" } else { "" };
+        let _ = writeln!(out, "listening on {addr} ({:?}{tls}); demo service DEMO; Ctrl-C stops", args.mode);
         let _ = out.flush();
     }
     let stop = handle.shutdown_handle();

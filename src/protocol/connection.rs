@@ -51,7 +51,11 @@ pub struct Config {
     /// Speak rpyc 5.x's message framing: needed by a client whose server
     /// runs rpyc 5.x (the two versions cannot read each other's messages).
     /// A server needs nothing: it answers in whatever framing it is sent.
+    /// [`Connector`](crate::Connector) detects it unless told.
     pub legacy_framing: bool,
+    /// The certificate the peer presented over TLS, set by the server or
+    /// connector that ran the handshake (rpyc's `credentials`).
+    pub peer_certificate: Option<Arc<crate::stream::tls::PeerCertificate>>,
 }
 
 impl Default for Config {
@@ -64,6 +68,7 @@ impl Default for Config {
             include_local_traceback: true,
             connect_timeout: Some(Duration::from_secs(10)),
             legacy_framing: false,
+            peer_certificate: None,
         }
     }
 }
@@ -203,36 +208,38 @@ impl Connection {
         &self.inner
     }
 
-    /// Connects over TCP to `host:port`, exposing nothing.
+    /// Connects over TCP to `host:port`, exposing nothing, detecting the
+    /// server's rpyc dialect. A thin wrapper: [`Connection::builder`] does
+    /// the same for every transport, with TLS and service names.
     pub fn connect(host: &str, port: u16) -> Result<Connection> {
         Self::connect_with(host, port, Arc::new(VoidService), Config::default())
     }
 
-    /// Connects over TCP with a root of our own and a config.
+    /// Connects over TCP with a root of our own and a config (see
+    /// [`Connection::builder`]).
     pub fn connect_with(host: &str, port: u16, root: Arc<dyn Expose>, config: Config) -> Result<Connection> {
-        let stream = Stream::tcp_connect((host, port), config.connect_timeout)
-            .map_err(|e| Error::Connect(format!("{host}:{port}: {e}")))?;
-        Ok(Connection::new(stream, root, config))
+        crate::Connector::new(crate::Address::tcp(host, port)).root(root).config(config).open()
     }
 
-    /// Connects to a Unix domain socket.
+    /// Connects to a Unix domain socket (see [`Connection::builder`]).
     pub fn unix_connect(path: impl AsRef<Path>) -> Result<Connection> {
         Self::unix_connect_with(path, Arc::new(VoidService), Config::default())
     }
 
-    /// Connects to a Unix domain socket with a root and a config.
+    /// Connects to a Unix domain socket with a root and a config (see
+    /// [`Connection::builder`]).
     pub fn unix_connect_with(
         path: impl AsRef<Path>,
         root: Arc<dyn Expose>,
         config: Config,
     ) -> Result<Connection> {
-        let p = path.as_ref();
-        let stream = Stream::unix_connect(p).map_err(|e| Error::Connect(format!("{}: {e}", p.display())))?;
-        Ok(Connection::new(stream, root, config))
+        crate::Connector::new(crate::Address::unix(path.as_ref())).root(root).config(config).open()
     }
 
     /// Starts `cmd` and talks RPyC over its stdin/stdout (rpyc's
     /// `connect_subproc`; e.g. `python -c "...rpyc.classic.connect_stdpipes..."`).
+    /// The dialect is the config's (a `Command` cannot be started twice to
+    /// probe; [`Address::Subprocess`](crate::Address) can).
     pub fn connect_subprocess(
         cmd: &mut Command,
         root: Arc<dyn Expose>,

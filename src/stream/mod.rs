@@ -9,7 +9,8 @@
 //! Transports: TCP over IPv4 and IPv6 (with `TCP_NODELAY`, since RPyC is
 //! request/response and Nagle would add a delayed-ACK stall to every call),
 //! Unix domain sockets, a child process's stdin/stdout, and an in-memory pair
-//! for tests.
+//! for tests. [`tls`] wraps any of them in a rustls session and hands back
+//! a `Stream` again.
 //!
 //! A read that times out returns [`io::ErrorKind::TimedOut`]; a clean end of
 //! stream returns `Ok(0)`. The channel builds "EOF between frames" versus
@@ -44,6 +45,7 @@ use parking_lot::Mutex;
 
 mod memory;
 mod socket;
+pub mod tls;
 
 use memory::{MemReader, MemWriter, Pipe};
 use socket::{set_int_option, AckDebt, FdReader, SocketReader, SocketWriter};

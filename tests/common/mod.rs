@@ -27,6 +27,8 @@
 // Each test crate compiles this module and uses a different part of it.
 #![allow(dead_code)]
 
+pub mod pki;
+
 use std::io::{BufRead, BufReader, ErrorKind, Read, Write};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
@@ -412,6 +414,9 @@ pub struct ServerOptions {
     pub unix_socket: Option<PathBuf>,
     /// Extra environment variables for the server process.
     pub env: Vec<(String, String)>,
+    /// Extra arguments for `examples/py/rpyc_server.py` (`--ssl-keyfile`,
+    /// `--register`, ...).
+    pub args: Vec<String>,
 }
 
 /// Starts `rpyc.utils.server.ThreadedServer` on 127.0.0.1 (ephemeral port)
@@ -461,6 +466,7 @@ fn spawn_server(mut args: Vec<String>, opts: &ServerOptions) -> PyProcess {
     if let Some(p) = &opts.unix_socket {
         args.extend(["--unix".into(), p.display().to_string()]);
     }
+    args.extend(opts.args.iter().cloned());
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let env: Vec<(&str, &str)> = opts.env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     PyProcess::spawn_script_env("rpyc_server.py", &args, &env)
