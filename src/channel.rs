@@ -478,33 +478,34 @@ impl FrameWriter {
     }
 
     /// Sends several prepared frames in order, the uncompressed ones
-    /// gathered into one write.
+    /// handed to the stream together (see [`WriteHalf::write_frames`]).
     pub fn send_prepared_all(&mut self, bufs: &mut [Vec<u8>]) -> Result<(), ChannelError> {
-        let mut batch: Vec<u8> = Vec::new();
-        for buf in bufs.iter_mut() {
-            let payload_len = buf.len().saturating_sub(HEADER_LEN);
+        let mut start = 0;
+        for i in 0..bufs.len() {
+            let payload_len = bufs[i].len().saturating_sub(HEADER_LEN);
             if self.config.compress && payload_len > self.config.compression_threshold {
                 // Goes through compression on its own, after what came
                 // before it.
-                if !batch.is_empty() {
-                    self.inner.write_all(&batch).map_err(ChannelError::Io)?;
-                    batch.clear();
-                }
-                self.send_prepared(buf)?;
-                continue;
+                self.write_frames(&mut bufs[start..i])?;
+                self.send_prepared(&mut bufs[i])?;
+                start = i + 1;
             }
+        }
+        self.write_frames(&mut bufs[start..])
+    }
+
+    /// Finishes uncompressed frames and hands them to the stream at once.
+    fn write_frames(&mut self, bufs: &mut [Vec<u8>]) -> Result<(), ChannelError> {
+        for buf in bufs.iter_mut() {
+            let payload_len = buf.len().saturating_sub(HEADER_LEN);
             write_header(buf, payload_len, 0)?;
             buf.push(FLUSHER);
-            if batch.is_empty() {
-                batch = std::mem::take(buf);
-            } else {
-                batch.extend_from_slice(buf);
-            }
         }
-        if batch.is_empty() {
-            return Ok(());
+        let frames: Vec<&[u8]> = bufs.iter().map(Vec::as_slice).collect();
+        match frames.as_slice() {
+            [] => Ok(()),
+            _ => self.inner.write_frames(&frames).map_err(ChannelError::Io),
         }
-        self.inner.write_all(&batch).map_err(ChannelError::Io)
     }
 
     /// For a large payload, compresses a sample first: random or already

@@ -62,6 +62,17 @@ pub trait ReadHalf: Send {
 pub trait WriteHalf: Send {
     /// Writes all of `data`.
     fn write_all(&mut self, data: &[u8]) -> io::Result<()>;
+    /// Writes several whole frames, in order. The default gathers them into
+    /// one write (one syscall, one wake-up of the peer). A stream whose peer
+    /// may only see a frame in the unit it was written in overrides this:
+    /// over TLS, a stock rpyc peer waits on `select`, which cannot see a
+    /// second frame decrypted along with the first.
+    fn write_frames(&mut self, frames: &[&[u8]]) -> io::Result<()> {
+        match frames {
+            [one] => self.write_all(one),
+            _ => self.write_all(&frames.concat()),
+        }
+    }
     /// Ends the stream in both directions, waking a reader blocked on the
     /// other half (it sees end of stream).
     fn shutdown(&mut self) -> io::Result<()>;
