@@ -185,6 +185,10 @@ class ServerProcess:
         if self.socket_path is not None:
             with contextlib.suppress(OSError):
                 os.unlink(self.socket_path)
+            # The socket's own temporary directory goes too (tests make one
+            # per server; left behind, they pile up in /tmp run after run).
+            with contextlib.suppress(OSError):
+                os.rmdir(os.path.dirname(self.socket_path))
 
 
 def spawn_rpyc_server(
