@@ -55,6 +55,7 @@ pub mod protocol;
 pub mod server;
 pub mod service;
 pub mod stream;
+pub mod trace;
 
 pub use brine::Value;
 pub use protocol::{Config, Connection, Error, FromObject, NetRef, Object, RemoteException};
