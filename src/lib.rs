@@ -52,6 +52,7 @@ pub mod channel;
 pub mod classic;
 pub mod literal;
 pub mod protocol;
+pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod stream;

@@ -19,7 +19,7 @@ use crate::brine::DecodeOptions;
 use crate::channel::frame_payload;
 use crate::protocol::message::{split_message, MSG_REQUEST};
 
-use super::{ConnTrace, Piece, Record, Side, Summary};
+use super::{ConnTrace, FrameSplitter, GarbageRecord, Piece, Record, Side, Summary, GARBAGE_EXCERPT};
 
 /// Who sent what in a conversation capture, from the seq numbering.
 #[derive(Debug, Default)]
@@ -56,6 +56,65 @@ impl Attribution {
     }
 }
 
+/// One frame or piece of garbage of a capture, parsed as far as needed
+/// to put it in order.
+enum Unit {
+    Message { payload: Vec<u8>, wire: usize, compressed: bool, offset: u64, msg: u8, seq: i64 },
+    Other { payload: Vec<u8>, wire: usize, compressed: bool, offset: u64 },
+    Garbage(GarbageRecord),
+}
+
+impl Unit {
+    /// (is a request, seq) for a message.
+    fn head(&self) -> Option<(bool, i64)> {
+        match self {
+            Unit::Message { msg, seq, .. } => Some((*msg == MSG_REQUEST, *seq)),
+            _ => None,
+        }
+    }
+}
+
+/// Splits a capture into units; also returns the bytes left unparsed.
+fn units(data: &[u8], max: usize) -> (Vec<Unit>, u64) {
+    let mut split = FrameSplitter::new(max);
+    split.push(data);
+    let mut out = Vec::new();
+    while let Some(piece) = split.next_piece() {
+        out.push(match piece {
+            Piece::Frame(raw, span, offset) => match frame_payload(&raw, span, max) {
+                Ok(payload) => {
+                    let (wire, compressed) = (raw.len(), span.compressed);
+                    match split_message(&payload, DecodeOptions::default()) {
+                        Ok(m) => Unit::Message { payload, wire, compressed, offset, msg: m.msg, seq: m.seq },
+                        Err(_) => Unit::Other { payload, wire, compressed, offset },
+                    }
+                }
+                Err(e) => Unit::Garbage(GarbageRecord {
+                    offset,
+                    excerpt: raw[..raw.len().min(GARBAGE_EXCERPT)].to_vec(),
+                    len: raw.len(),
+                    reason: format!("frame does not inflate: {e}"),
+                }),
+            },
+            Piece::Garbage(g) => Unit::Garbage(g),
+        });
+    }
+    if let Some(g) = split.finish() {
+        out.push(Unit::Garbage(g));
+    }
+    (out, split.unparsed())
+}
+
+fn trace_unit(trace: &mut ConnTrace, side: Side, unit: Unit) -> Record {
+    match unit {
+        Unit::Message { payload, wire, compressed, offset, .. }
+        | Unit::Other { payload, wire, compressed, offset } => {
+            trace.payload(side, &payload, wire, compressed, offset, None)
+        }
+        Unit::Garbage(g) => trace.garbage(side, g, None),
+    }
+}
+
 /// Decodes one capture as connection `conn`, handing each record to
 /// `emit`, and returns the connection's summary. `from` names the sender
 /// of a one-direction capture; `None` attributes messages from their seq
@@ -69,36 +128,89 @@ pub fn decode_stream(
     max: usize,
     emit: &mut dyn FnMut(&Record),
 ) -> Summary {
-    let mut split = super::FrameSplitter::new(max);
     let mut trace = ConnTrace::new(conn, max);
     let mut who = Attribution::default();
-    split.push(data);
+    let (units, unparsed) = units(data, max);
     let mut last = from.unwrap_or(Side::Client);
-    while let Some(piece) = split.next_piece() {
-        let rec = match piece {
-            Piece::Frame(raw, span, offset) => match frame_payload(&raw, span, max) {
-                Ok(payload) => {
-                    let side = match (from, split_message(&payload, DecodeOptions::default())) {
-                        (Some(side), _) => side,
-                        (None, Ok(m)) if m.msg == MSG_REQUEST => who.request(m.seq),
-                        (None, Ok(m)) => who.answer(m.seq),
-                        (None, Err(_)) => last,
-                    };
-                    who.last = Some(side);
-                    last = side;
-                    trace.payload(side, &payload, raw.len(), span.compressed, offset, None)
-                }
-                Err(_) => trace.frame(last, &raw, span, offset, None),
-            },
-            Piece::Garbage(g) => trace.garbage(last, g, None),
+    for unit in units {
+        let side = match (from, unit.head()) {
+            (Some(side), _) => side,
+            (None, Some((true, seq))) => who.request(seq),
+            (None, Some((false, seq))) => who.answer(seq),
+            (None, None) => last,
         };
+        who.last = Some(side);
+        last = side;
+        let rec = trace_unit(&mut trace, side, unit);
         emit(&rec);
     }
-    if let Some(g) = split.finish() {
-        let rec = trace.garbage(last, g, None);
+    trace.unparsed(last, unparsed);
+    trace.summary(false)
+}
+
+/// Decodes the two directions of one connection, captured apart (as
+/// `rpyc-rs proxy --record` writes them), as one conversation. Without
+/// times, the two are merged in an order RPyC allows: an answer as soon
+/// as the request it answers has been shown, otherwise the next request,
+/// the client's first.
+pub fn decode_pair(
+    client: &[u8],
+    server: &[u8],
+    conn: u64,
+    max: usize,
+    emit: &mut dyn FnMut(&Record),
+) -> Summary {
+    let mut trace = ConnTrace::new(conn, max);
+    let (c, c_unparsed) = units(client, max);
+    let (s, s_unparsed) = units(server, max);
+    let mut queues = [c.into_iter().peekable(), s.into_iter().peekable()];
+    // Requests shown and not yet answered, per requester.
+    let mut open: [Vec<i64>; 2] = [Vec::new(), Vec::new()];
+    loop {
+        let answerable = |side: Side, q: &mut std::iter::Peekable<std::vec::IntoIter<Unit>>| match q.peek() {
+            Some(u) => match u.head() {
+                Some((false, seq)) => open[side.other() as usize].contains(&seq),
+                _ => false,
+            },
+            None => false,
+        };
+        let pick = if answerable(Side::Client, &mut queues[0]) {
+            Side::Client
+        } else if answerable(Side::Server, &mut queues[1]) {
+            Side::Server
+        } else {
+            let is_request = |q: &mut std::iter::Peekable<std::vec::IntoIter<Unit>>| {
+                q.peek().is_some_and(|u| !matches!(u.head(), Some((false, _))))
+            };
+            if is_request(&mut queues[0]) {
+                Side::Client
+            } else if is_request(&mut queues[1]) {
+                Side::Server
+            } else if queues[0].peek().is_some() {
+                // Answers to requests the capture does not hold.
+                Side::Client
+            } else {
+                Side::Server
+            }
+        };
+        let Some(unit) = queues[pick as usize].next() else {
+            break;
+        };
+        match unit.head() {
+            Some((true, seq)) => open[pick as usize].push(seq),
+            Some((false, seq)) => {
+                let mine = &mut open[pick.other() as usize];
+                if let Some(i) = mine.iter().rposition(|&x| x == seq) {
+                    mine.remove(i);
+                }
+            }
+            None => {}
+        }
+        let rec = trace_unit(&mut trace, pick, unit);
         emit(&rec);
     }
-    trace.unparsed(last, split.unparsed());
+    trace.unparsed(Side::Client, c_unparsed);
+    trace.unparsed(Side::Server, s_unparsed);
     trace.summary(false)
 }
 
@@ -144,6 +256,27 @@ mod tests {
             ]
         );
         assert_eq!(s.round_trips, 3);
+
+        // The same conversation captured per direction, merged back.
+        let frames: Vec<Vec<u8>> = {
+            let mut v = Vec::new();
+            let mut rest = &data[..];
+            while !rest.is_empty() {
+                let n = 5 + u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize + 1;
+                v.push(rest[..n].to_vec());
+                rest = &rest[n..];
+            }
+            v
+        };
+        let client: Vec<u8> = [0, 2, 4].iter().flat_map(|&i| frames[i].clone()).collect();
+        let server: Vec<u8> = [1, 3, 5].iter().flat_map(|&i| frames[i].clone()).collect();
+        let mut merged = Vec::new();
+        decode_pair(&client, &server, 1, 1 << 20, &mut |r| {
+            if let Event::Message(m) = &r.event {
+                merged.push(format!("{} {} {} {}", r.from.arrow(), m.kind(), m.seq, m.handler_name()));
+            }
+        });
+        assert_eq!(merged, got);
     }
 
     #[test]

@@ -471,7 +471,9 @@ impl ConnTrace {
                 }
             }
             if span.msg == MSG_REPLY {
-                r.boxed(body, &mut text);
+                if handler != Some(Handler::Inspect) || !render::inspect_reply(body, &mut text) {
+                    r.boxed(body, &mut text);
+                }
             } else {
                 self.s.exceptions += 1;
                 let (class, line) = render::exception(body);
@@ -485,7 +487,11 @@ impl ConnTrace {
                     if handler.is_none() {
                         unknown_handler = Some(*n);
                     }
-                    r.boxed_args(args, &mut text);
+                    if handler == Some(Handler::Inspect) {
+                        r.inspect_args(args, &mut text);
+                    } else {
+                        r.boxed_args(args, &mut text);
+                    }
                     if handler == Some(Handler::Del) {
                         let released = del_target(&mut r, args);
                         if let Some((key, count)) = released {

@@ -24,7 +24,8 @@ pub const MAX_ITEMS: usize = 8;
 pub struct RefSeen {
     /// The side that owns the object.
     pub owner: Side,
-    /// `LABEL_LOCAL_REF` (3) or `LABEL_REMOTE_REF` (4), as sent.
+    /// `LABEL_LOCAL_REF` (3) or `LABEL_REMOTE_REF` (4), as sent; 0 for an
+    /// id pack passed as a plain value (INSPECT's argument).
     pub label: i64,
     /// `"module.ClassName"` from the id pack.
     pub name: String,
@@ -138,7 +139,13 @@ impl Renderer<'_> {
             LABEL_LOCAL_REF => self.sender.other(),
             _ => return None,
         };
-        let [name, Value::Int(class_id), Value::Int(instance_id)] = inner.as_tuple()? else {
+        self.id_pack(inner, owner, label)
+    }
+
+    /// An id pack `(name, class_id, instance_id)` of an object `owner`
+    /// owns; `label` 0 for one passed as a plain value (INSPECT).
+    pub fn id_pack(&mut self, v: &Value, owner: Side, label: i64) -> Option<RefSeen> {
+        let [name, Value::Int(class_id), Value::Int(instance_id)] = v.as_tuple()? else {
             return None;
         };
         let name = match name {
@@ -149,6 +156,47 @@ impl Renderer<'_> {
         let alias = self.aliases.alias(owner, *class_id, *instance_id);
         Some(RefSeen { owner, label, name, class_id: *class_id, instance_id: *instance_id, alias })
     }
+
+    /// INSPECT's argument, an id pack of the receiver's, as a reference.
+    pub fn inspect_args(&mut self, args: &Value, out: &mut String) {
+        let target = match as_box(args) {
+            Some((LABEL_VALUE, Value::Tuple(items))) if items.len() == 1 => {
+                self.id_pack(&items[0], self.sender.other(), 0)
+            }
+            _ => None,
+        };
+        match target {
+            Some(r) => {
+                out.push_str(&r.short());
+                self.refs.push(r);
+            }
+            None => self.boxed_args(args, out),
+        }
+    }
+}
+
+/// INSPECT's answer, a tuple of (method name, docstring), as the count
+/// and the first names: the docstrings are long and say little here.
+pub fn inspect_reply(v: &Value, out: &mut String) -> bool {
+    let Some((LABEL_VALUE, Value::Tuple(items))) = as_box(v) else {
+        return false;
+    };
+    let names: Option<Vec<&str>> =
+        items.iter().map(|i| i.as_tuple().and_then(|t| t.first()?.as_str())).collect();
+    let Some(names) = names else {
+        return false;
+    };
+    let _ = write!(out, "{} methods: ", names.len());
+    for (i, n) in names.iter().take(MAX_ITEMS).enumerate() {
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(n);
+    }
+    if names.len() > MAX_ITEMS {
+        out.push_str(", ...");
+    }
+    true
 }
 
 /// `(label, value)` when `v` is shaped like a box.

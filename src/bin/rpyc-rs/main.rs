@@ -24,6 +24,8 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod decode;
+mod proxy;
 mod serve;
 
 use rpyc_rs::classic::{Classic, DEFAULT_PORT};
@@ -127,6 +129,11 @@ enum Command {
         #[arg(long, default_value_t = 1024)]
         max_connections: usize,
     },
+    /// Relay RPyC connections to a server: trace them, record them, and
+    /// translate between rpyc 5.x and 6.x framing.
+    Proxy(proxy::ProxyArgs),
+    /// Read captured RPyC bytes (Wireshark raw, `proxy --record`) as a trace.
+    Decode(decode::DecodeArgs),
 }
 
 /// The largest `--size` accepted: far beyond any useful latency probe, and
@@ -432,6 +439,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections })
                 .map_err(Failure::other)
         }
+        Command::Proxy(args) => proxy::run(args).map_err(Failure::other),
+        Command::Decode(args) => decode::run(args).map_err(Failure::other),
         Command::Eval { addr, expr } => {
             let expr = text_arg(expr, "expression")?;
             let c = classic(&addr, timeout)?;

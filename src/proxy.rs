@@ -1,0 +1,785 @@
+//! The relay behind `rpyc-rs proxy`: accepts RPyC clients (TCP or a Unix
+//! socket), connects each to the real server (TCP or Unix), and forwards
+//! every byte both ways, optionally tracing the conversation
+//! ([`crate::trace`]), recording it raw, and translating message framing
+//! between rpyc 5.x and 6.x so mixed fleets can talk.
+//!
+//! Per connection, two pumps (one per direction) run on their own threads:
+//!
+//! * **raw**: bytes are written on as soon as they are read, then (when
+//!   tracing) fed to a [`FrameSplitter`] for the trace. Garbage is shown as
+//!   a hex excerpt and relayed unchanged; the trace of that direction stops.
+//! * **frames**: while a translation is needed (or until the client's
+//!   first message tells its dialect), whole frames are parsed, re-framed
+//!   with [`message::reframe`] and sent through a [`FrameWriter`] (which
+//!   compresses as rpyc does). Garbage ends that one connection, with a
+//!   notice that says why.
+//!
+//! The server's dialect is given, or probed once per proxy: a 6.x PING on
+//! a fresh connection; a 6.x server answers it, a 5.x server drops the
+//! connection (and logs the unreadable message), and the proxy reconnects.
+//!
+//! [`Proxy::serve`] accepts until its stop flag is set, then shuts every
+//! connection down, waits for the pumps and prints the summaries.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::brine::{put_bytes, put_int, put_tuple_header, DecodeOptions};
+use crate::channel::{frame_payload, ChannelConfig, FrameWriter, DEFAULT_MAX_FRAME_SIZE};
+use crate::protocol::boxing::LABEL_VALUE;
+use crate::protocol::message::{self, begin_request, split_message, Dialect, Handler, MSG_REPLY};
+use crate::stream::WriteHalf;
+use crate::trace::format::Format;
+use crate::trace::{ConnTrace, FrameSplitter, GarbageRecord, Piece, Record, Side};
+
+/// Where the proxy listens or where its server is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    /// `host:port` (a name, an IPv4 address or a bracketed IPv6 address).
+    Tcp(String),
+    /// A Unix socket path.
+    Unix(PathBuf),
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Tcp(a) => f.write_str(a),
+            Endpoint::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// Which dialect a side speaks: known, or to be found out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DialectChoice {
+    /// The client's: from its first message. The server's: probed once.
+    Auto,
+    /// Told.
+    Fixed(Dialect),
+}
+
+/// A sink for trace lines or notices.
+pub type Sink = Box<dyn Write + Send>;
+
+/// How to build a [`Proxy`].
+pub struct ProxyBuilder {
+    listen: Endpoint,
+    to: Endpoint,
+    trace: Option<(Format, Sink)>,
+    notices: Option<Sink>,
+    client: DialectChoice,
+    server: DialectChoice,
+    record: Option<PathBuf>,
+    max_frame_size: usize,
+    probe_timeout: Duration,
+}
+
+impl ProxyBuilder {
+    /// A proxy listening on `listen` and relaying to `to`, dialects `auto`,
+    /// no trace, notices dropped.
+    pub fn new(listen: Endpoint, to: Endpoint) -> ProxyBuilder {
+        ProxyBuilder {
+            listen,
+            to,
+            trace: None,
+            notices: None,
+            client: DialectChoice::Auto,
+            server: DialectChoice::Auto,
+            record: None,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            probe_timeout: Duration::from_secs(10),
+        }
+    }
+
+    /// Traces every message to `out` in `format`, with a summary per
+    /// connection at its end.
+    pub fn trace(mut self, format: Format, out: Sink) -> Self {
+        self.trace = Some((format, out));
+        self
+    }
+
+    /// Where to say why a connection ended early (unreachable server,
+    /// garbage while translating).
+    pub fn notices(mut self, out: Sink) -> Self {
+        self.notices = Some(out);
+        self
+    }
+
+    /// The client side's dialect.
+    pub fn client_dialect(mut self, d: DialectChoice) -> Self {
+        self.client = d;
+        self
+    }
+
+    /// The server side's dialect.
+    pub fn server_dialect(mut self, d: DialectChoice) -> Self {
+        self.server = d;
+        self
+    }
+
+    /// Writes what each side sent, raw, to `DIR/cN.client.raw` and
+    /// `DIR/cN.server.raw` (`rpyc-rs decode` reads them back).
+    pub fn record(mut self, dir: PathBuf) -> Self {
+        self.record = Some(dir);
+        self
+    }
+
+    /// The largest frame parsed (larger ones are garbage).
+    pub fn max_frame_size(mut self, n: usize) -> Self {
+        self.max_frame_size = n;
+        self
+    }
+
+    /// Binds the listening socket.
+    pub fn bind(self) -> io::Result<Proxy> {
+        let listener = match &self.listen {
+            Endpoint::Tcp(a) => Listener::Tcp(TcpListener::bind(a.as_str())?),
+            Endpoint::Unix(p) => {
+                if p.exists() && UnixStream::connect(p).is_err() {
+                    std::fs::remove_file(p)?;
+                }
+                Listener::Unix(UnixListener::bind(p)?, p.clone())
+            }
+        };
+        if let Some(dir) = &self.record {
+            std::fs::create_dir_all(dir)?;
+        }
+        let (format, out) = match self.trace {
+            Some((f, o)) => (Some(f), Some(o)),
+            None => (None, None),
+        };
+        let shared = Shared {
+            to: self.to,
+            client: self.client,
+            server: Mutex::new(match self.server {
+                DialectChoice::Fixed(d) => Some(d),
+                DialectChoice::Auto => None,
+            }),
+            format,
+            out: Mutex::new(out),
+            notices: Mutex::new(self.notices),
+            record: self.record,
+            max: self.max_frame_size,
+            probe_timeout: self.probe_timeout,
+            next_conn: AtomicU64::new(1),
+            live: Mutex::new(HashMap::new()),
+        };
+        Ok(Proxy { listener, shared: Arc::new(shared) })
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+
+    fn accept(&self) -> io::Result<Sock> {
+        match self {
+            Listener::Tcp(l) => {
+                let (s, _) = l.accept()?;
+                s.set_nodelay(true)?;
+                Ok(Sock::Tcp(s))
+            }
+            Listener::Unix(l, _) => Ok(Sock::Unix(l.accept()?.0)),
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, p) = self {
+            let _ = std::fs::remove_file(p);
+        }
+    }
+}
+
+/// A connected socket of either family; both pumps share it.
+#[derive(Debug)]
+enum Sock {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Sock {
+    fn connect(to: &Endpoint, timeout: Duration) -> io::Result<Sock> {
+        match to {
+            Endpoint::Tcp(a) => {
+                let mut last = None;
+                for sa in a.to_socket_addrs()? {
+                    match TcpStream::connect_timeout(&sa, timeout) {
+                        Ok(s) => {
+                            s.set_nodelay(true)?;
+                            return Ok(Sock::Tcp(s));
+                        }
+                        Err(e) => last = Some(e),
+                    }
+                }
+                Err(last.unwrap_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "no address")))
+            }
+            Endpoint::Unix(p) => Ok(Sock::Unix(UnixStream::connect(p)?)),
+        }
+    }
+
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).read(buf),
+            Sock::Unix(s) => (&*s).read(buf),
+        }
+    }
+
+    fn write_all(&self, data: &[u8]) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => (&*s).write_all(data),
+            Sock::Unix(s) => (&*s).write_all(data),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) {
+        let _ = match self {
+            Sock::Tcp(s) => s.shutdown(how),
+            Sock::Unix(s) => s.shutdown(how),
+        };
+    }
+
+    fn set_read_timeout(&self, t: Option<Duration>) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_read_timeout(t),
+            Sock::Unix(s) => s.set_read_timeout(t),
+        }
+    }
+}
+
+/// The sending half a [`FrameWriter`] needs, over a shared socket.
+struct SockWriter(Arc<Sock>);
+
+impl WriteHalf for SockWriter {
+    fn write_all(&mut self, data: &[u8]) -> io::Result<()> {
+        self.0.write_all(data)
+    }
+    fn shutdown(&mut self) -> io::Result<()> {
+        self.0.shutdown(Shutdown::Both);
+        Ok(())
+    }
+}
+
+/// A live connection's two sockets, for shutting it down from outside.
+type SockPair = (Arc<Sock>, Arc<Sock>);
+
+struct Shared {
+    to: Endpoint,
+    client: DialectChoice,
+    /// The server's dialect once told or probed.
+    server: Mutex<Option<Dialect>>,
+    format: Option<Format>,
+    out: Mutex<Option<Sink>>,
+    notices: Mutex<Option<Sink>>,
+    record: Option<PathBuf>,
+    max: usize,
+    probe_timeout: Duration,
+    next_conn: AtomicU64,
+    live: Mutex<HashMap<u64, SockPair>>,
+}
+
+impl Shared {
+    fn emit(&self, lines: &[String]) {
+        let mut out = self.out.lock();
+        if let Some(w) = out.as_mut() {
+            for l in lines {
+                let _ = writeln!(w, "{l}");
+            }
+            let _ = w.flush();
+        }
+    }
+
+    fn notice(&self, conn: u64, text: &str) {
+        if let Some(w) = self.notices.lock().as_mut() {
+            let _ = writeln!(w, "rpyc-rs proxy: c{conn}: {text}");
+            let _ = w.flush();
+        }
+        if let Some(f) = self.format {
+            self.emit(&[f.notice(conn, text)]);
+        }
+    }
+}
+
+/// A bound proxy; [`Proxy::serve`] runs it.
+pub struct Proxy {
+    listener: Listener,
+    shared: Arc<Shared>,
+}
+
+impl Proxy {
+    /// Where it listens: `127.0.0.1:PORT` (the port it got) or the path.
+    pub fn local_addr(&self) -> String {
+        match &self.listener {
+            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            Listener::Unix(_, p) => p.display().to_string(),
+        }
+    }
+
+    /// Relays connections until `stop` is set, then ends every connection,
+    /// waits for them and returns.
+    pub fn serve(self, stop: &AtomicBool) -> io::Result<()> {
+        let mut threads: Vec<JoinHandle<()>> = Vec::new();
+        while !stop.load(Ordering::SeqCst) {
+            threads.retain(|t| !t.is_finished());
+            if !wait_readable(self.listener.fd(), 100)? {
+                continue;
+            }
+            let client = match self.listener.accept() {
+                Ok(c) => Arc::new(c),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {
+                    continue
+                }
+                Err(e) if e.kind() == io::ErrorKind::ConnectionAborted => continue,
+                Err(e) => return Err(e),
+            };
+            let shared = self.shared.clone();
+            let conn = shared.next_conn.fetch_add(1, Ordering::SeqCst);
+            threads.push(std::thread::spawn(move || relay(shared, conn, client)));
+        }
+        for (a, b) in self.shared.live.lock().values() {
+            a.shutdown(Shutdown::Both);
+            b.shutdown(Shutdown::Both);
+        }
+        for t in threads {
+            let _ = t.join();
+        }
+        Ok(())
+    }
+}
+
+/// Waits up to `ms` for `fd` to be readable (a connection to accept).
+fn wait_readable(fd: RawFd, ms: i32) -> io::Result<bool> {
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    // SAFETY: `p` is a valid pollfd for the duration of the call, and the
+    // count passed is 1.
+    let r = unsafe { libc::poll(&mut p, 1, ms) };
+    if r < 0 {
+        let e = io::Error::last_os_error();
+        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
+    }
+    Ok(r > 0)
+}
+
+/// What the client's first message (or its absence) decided for both pumps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Verdict {
+    /// The connection ended before the client said anything.
+    Ended,
+    /// Relay bytes unchanged (garbage came before any dialect was known).
+    Raw,
+    /// The client's and the server's dialects.
+    Dialects(Dialect, Dialect),
+}
+
+/// The verdict both pumps share, and a wait for it.
+struct Decision {
+    state: Mutex<Option<Verdict>>,
+    ready: Condvar,
+}
+
+impl Decision {
+    fn set(&self, v: Verdict) {
+        *self.state.lock() = Some(v);
+        self.ready.notify_all();
+    }
+
+    /// Sets `v` unless a verdict is already in.
+    fn set_if_pending(&self, v: Verdict) {
+        let mut s = self.state.lock();
+        if s.is_none() {
+            *s = Some(v);
+            self.ready.notify_all();
+        }
+    }
+
+    fn wait(&self) -> Verdict {
+        let mut s = self.state.lock();
+        loop {
+            if let Some(v) = *s {
+                return v;
+            }
+            self.ready.wait(&mut s);
+        }
+    }
+}
+
+/// One pump's ends and its part of the connection.
+struct Pump {
+    shared: Arc<Shared>,
+    conn: u64,
+    from: Side,
+    src: Arc<Sock>,
+    dst: Arc<Sock>,
+    trace: Option<Arc<Mutex<ConnTrace>>>,
+    record: Option<File>,
+    decision: Arc<Decision>,
+}
+
+fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
+    let server = match connect_server(&shared, conn) {
+        Ok(s) => s,
+        Err(why) => {
+            shared.notice(conn, &why);
+            client.shutdown(Shutdown::Both);
+            return;
+        }
+    };
+    shared.live.lock().insert(conn, (client.clone(), server.clone()));
+    let server_dialect = *shared.server.lock();
+    let decision = Arc::new(Decision { state: Mutex::new(None), ready: Condvar::new() });
+    if let (DialectChoice::Fixed(c), Some(s)) = (shared.client, server_dialect) {
+        decision.set(Verdict::Dialects(c, s));
+    }
+    let trace = shared.format.map(|_| Arc::new(Mutex::new(ConnTrace::new(conn, shared.max))));
+    let file = |side: &str| {
+        shared.record.as_ref().and_then(|d| File::create(d.join(format!("c{conn}.{side}.raw"))).ok())
+    };
+    let up = Pump {
+        shared: shared.clone(),
+        conn,
+        from: Side::Client,
+        src: client.clone(),
+        dst: server.clone(),
+        trace: trace.clone(),
+        record: file("client"),
+        decision: decision.clone(),
+    };
+    let down = Pump {
+        shared: shared.clone(),
+        conn,
+        from: Side::Server,
+        src: server.clone(),
+        dst: client.clone(),
+        trace: trace.clone(),
+        record: file("server"),
+        decision: decision.clone(),
+    };
+    let down = std::thread::spawn(move || down.run());
+    up.run();
+    let _ = down.join();
+    shared.live.lock().remove(&conn);
+    if let (Some(f), Some(t)) = (shared.format, trace) {
+        let summary = t.lock().summary(true);
+        shared.emit(&f.summary(&summary));
+    }
+}
+
+/// Connects to the server and, when its dialect is `auto` and not yet
+/// known, probes it.
+fn connect_server(shared: &Shared, conn: u64) -> Result<Arc<Sock>, String> {
+    let connect = || {
+        Sock::connect(&shared.to, shared.probe_timeout)
+            .map(Arc::new)
+            .map_err(|e| format!("cannot connect to the server at {}: {e}", shared.to))
+    };
+    let sock = connect()?;
+    let mut known = shared.server.lock();
+    if known.is_some() {
+        return Ok(sock);
+    }
+    match probe(&sock, shared.max, shared.probe_timeout) {
+        Ok(true) => {
+            *known = Some(Dialect::Rpyc6);
+            Ok(sock)
+        }
+        Ok(false) => {
+            *known = Some(Dialect::Rpyc5);
+            drop(known);
+            shared.notice(conn, "the server did not take a 6.x message: speaking rpyc 5.x to it");
+            connect()
+        }
+        Err(e) => Err(format!(
+            "cannot tell which rpyc the server at {} runs ({e}); pass --server-dialect 5 or 6",
+            shared.to
+        )),
+    }
+}
+
+/// Sends a 6.x PING and reads the answer: true for a 6.x reply, false when
+/// the server drops the connection (a 5.x server cannot read the message).
+fn probe(sock: &Arc<Sock>, max: usize, timeout: Duration) -> io::Result<bool> {
+    let mut buf = Vec::new();
+    begin_request(&mut buf, 0, Handler::Ping, false);
+    put_tuple_header(&mut buf, 2).map_err(io::Error::other)?;
+    put_int(&mut buf, LABEL_VALUE);
+    put_tuple_header(&mut buf, 1).map_err(io::Error::other)?;
+    put_bytes(&mut buf, b"rpyc-rs proxy dialect probe").map_err(io::Error::other)?;
+    let mut w = FrameWriter::new(Box::new(SockWriter(sock.clone())), &ChannelConfig::default());
+    w.send_prepared(&mut buf).map_err(io::Error::other)?;
+    sock.set_read_timeout(Some(timeout))?;
+    let mut split = FrameSplitter::new(max);
+    let mut chunk = vec![0u8; 4096];
+    let answer = loop {
+        let n = match sock.read(&mut chunk) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::ConnectionReset => break false,
+            Err(e) => return Err(e),
+        };
+        if n == 0 {
+            break false;
+        }
+        split.push(&chunk[..n]);
+        match split.next_piece() {
+            None => continue,
+            Some(Piece::Frame(raw, span, _)) => {
+                let payload = frame_payload(&raw, span, max).map_err(io::Error::other)?;
+                let m = split_message(&payload, DecodeOptions::default()).map_err(io::Error::other)?;
+                break m.dialect == Dialect::Rpyc6 && m.msg == MSG_REPLY;
+            }
+            Some(Piece::Garbage(g)) => return Err(io::Error::other(g.reason)),
+        }
+    };
+    sock.set_read_timeout(None)?;
+    Ok(answer)
+}
+
+/// How a pump forwards.
+enum Mode {
+    /// Bytes as they come.
+    Raw,
+    /// Frame by frame, re-framed from one dialect to another when
+    /// `translate` says so; `None` until the client's dialect is known.
+    Frames(Option<(Dialect, Dialect)>),
+}
+
+impl Pump {
+    fn run(mut self) {
+        let ended = self.pump();
+        if let Err(why) = ended {
+            self.shared.notice(self.conn, &why);
+            self.src.shutdown(Shutdown::Both);
+            self.dst.shutdown(Shutdown::Both);
+        } else {
+            // The sender is done: pass the end of stream on, and let the
+            // other direction finish what it is sending.
+            self.dst.shutdown(Shutdown::Write);
+        }
+        if self.from == Side::Client {
+            // The connection may have ended before the client said anything.
+            self.decision.set_if_pending(Verdict::Ended);
+        }
+    }
+
+    /// The mode to start in, waiting (server side) for the decision.
+    fn start_mode(&self) -> Option<Mode> {
+        let decided = *self.decision.state.lock();
+        let v = match (self.from, decided) {
+            (_, Some(v)) => v,
+            (Side::Client, None) => return Some(Mode::Frames(None)),
+            (Side::Server, None) => self.decision.wait(),
+        };
+        match v {
+            Verdict::Ended => None,
+            Verdict::Raw => Some(Mode::Raw),
+            Verdict::Dialects(c, s) if c == s => Some(Mode::Raw),
+            Verdict::Dialects(c, s) => Some(Mode::Frames(Some((c, s)))),
+        }
+    }
+
+    /// Relays until the sender ends (Ok) or a translation fails (Err with
+    /// the reason).
+    fn pump(&mut self) -> Result<(), String> {
+        let Some(mut mode) = self.start_mode() else {
+            return Ok(());
+        };
+        let mut split = FrameSplitter::new(self.shared.max);
+        let mut writer = FrameWriter::new(Box::new(SockWriter(self.dst.clone())), &ChannelConfig::default());
+        let mut out_buf = Vec::new();
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            let n = match self.src.read(&mut chunk) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(_) => break,
+            };
+            let data = &chunk[..n];
+            if let Some(f) = self.record.as_mut() {
+                let _ = f.write_all(data);
+            }
+            match mode {
+                Mode::Raw => {
+                    if self.dst.write_all(data).is_err() {
+                        break;
+                    }
+                    if self.trace.is_some() {
+                        split.push(data);
+                        self.trace_pieces(&mut split);
+                    }
+                }
+                Mode::Frames(_) => {
+                    split.push(data);
+                    while let Some(piece) = split.next_piece() {
+                        match piece {
+                            Piece::Frame(raw, span, offset) => {
+                                let at = Instant::now();
+                                let payload = match frame_payload(&raw, span, self.shared.max) {
+                                    Ok(p) => p,
+                                    Err(e) => {
+                                        let g = garbage(&raw, offset, format!("frame does not inflate: {e}"));
+                                        return self.bad_input(&mode, g, &mut split);
+                                    }
+                                };
+                                let m = match split_message(&payload, DecodeOptions::default()) {
+                                    Ok(m) => m,
+                                    Err(e) => {
+                                        let g = garbage(
+                                            &raw,
+                                            offset,
+                                            format!("frame holds no rpyc message: {e}"),
+                                        );
+                                        return self.bad_input(&mode, g, &mut split);
+                                    }
+                                };
+                                if let Mode::Frames(None) = mode {
+                                    let d = (m.dialect, (*self.shared.server.lock()).unwrap_or(m.dialect));
+                                    self.decision.set(Verdict::Dialects(d.0, d.1));
+                                    mode = Mode::Frames(Some(d));
+                                }
+                                let Mode::Frames(Some((c, s))) = mode else { continue };
+                                let to = if self.from == Side::Client { s } else { c };
+                                let sent = if m.dialect == to {
+                                    self.dst.write_all(&raw).map_err(|_| ())
+                                } else {
+                                    message::reframe(&payload, &m, to, &mut out_buf);
+                                    writer.send_prepared(&mut out_buf).map_err(|_| ())
+                                };
+                                if let Some(t) = &self.trace {
+                                    let rec = t.lock().payload(
+                                        self.from,
+                                        &payload,
+                                        raw.len(),
+                                        span.compressed,
+                                        offset,
+                                        Some(at),
+                                    );
+                                    self.emit(&rec);
+                                }
+                                if sent.is_err() {
+                                    return Ok(());
+                                }
+                                if c == s {
+                                    // No translation needed: relay raw from here on.
+                                    if self.dst.write_all(split.buffered()).is_err() {
+                                        return Ok(());
+                                    }
+                                    mode = Mode::Raw;
+                                    self.trace_pieces(&mut split);
+                                    break;
+                                }
+                            }
+                            Piece::Garbage(g) => return self.bad_input(&mode, g, &mut split),
+                        }
+                    }
+                }
+            }
+        }
+        if let Some(t) = &self.trace {
+            let rec = split.finish().map(|g| t.lock().garbage(self.from, g, Some(Instant::now())));
+            t.lock().unparsed(self.from, split.unparsed());
+            if let Some(r) = rec {
+                self.emit(&r);
+            }
+        }
+        Ok(())
+    }
+
+    /// Garbage while working frame by frame: when translating, the end of
+    /// this connection; before the dialect is known, a switch to raw
+    /// relaying of everything held and all that follows.
+    fn bad_input(&mut self, mode: &Mode, g: GarbageRecord, split: &mut FrameSplitter) -> Result<(), String> {
+        let excerpt = g.excerpt.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
+        let why = format!(
+            "the {} sent bytes that are not an rpyc message at byte {} ({}; starts {excerpt})",
+            if self.from == Side::Client { "client" } else { "server" },
+            g.offset,
+            g.reason
+        );
+        if let Some(t) = &self.trace {
+            let rec = t.lock().garbage(self.from, g, Some(Instant::now()));
+            self.emit(&rec);
+        }
+        if let Mode::Frames(Some((c, s))) = mode {
+            if c != s {
+                return Err(format!(
+                    "{why}; translating {c} <-> {s} needs whole messages, so this connection is closed"
+                ));
+            }
+        }
+        // Not translating: relay it unchanged, and everything after it.
+        self.decision.set_if_pending(Verdict::Raw);
+        let _ = self.dst.write_all(split.buffered());
+        split.give_up();
+        if let Some(t) = &self.trace {
+            t.lock().unparsed(self.from, split.unparsed());
+        }
+        let mut chunk = vec![0u8; 64 * 1024];
+        loop {
+            match self.src.read(&mut chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if let Some(f) = self.record.as_mut() {
+                        let _ = f.write_all(&chunk[..n]);
+                    }
+                    if let Some(t) = &self.trace {
+                        t.lock().unparsed(self.from, n as u64);
+                    }
+                    if self.dst.write_all(&chunk[..n]).is_err() {
+                        break;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn trace_pieces(&self, split: &mut FrameSplitter) {
+        let Some(t) = &self.trace else { return };
+        while let Some(piece) = split.next_piece() {
+            let at = Some(Instant::now());
+            let rec = match piece {
+                Piece::Frame(raw, span, offset) => t.lock().frame(self.from, &raw, span, offset, at),
+                Piece::Garbage(g) => t.lock().garbage(self.from, g, at),
+            };
+            self.emit(&rec);
+        }
+    }
+
+    fn emit(&self, rec: &Record) {
+        if let Some(f) = self.shared.format {
+            self.shared.emit(&[f.record(rec)]);
+        }
+    }
+}
+
+fn garbage(raw: &[u8], offset: u64, reason: String) -> GarbageRecord {
+    GarbageRecord {
+        offset,
+        excerpt: raw[..raw.len().min(crate::trace::GARBAGE_EXCERPT)].to_vec(),
+        len: raw.len(),
+        reason,
+    }
+}
