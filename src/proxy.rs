@@ -622,12 +622,14 @@ impl Pump {
             }
             match mode {
                 Mode::Raw => {
-                    if self.dst.write_all(data).is_err() {
-                        break;
-                    }
+                    // Traced before it is passed on, so that a request is
+                    // on record before its reply can come back.
                     if self.trace.is_some() {
                         split.push(data);
                         self.trace_pieces(&mut split);
+                    }
+                    if self.dst.write_all(data).is_err() {
+                        break;
                     }
                 }
                 Mode::Frames(_) => {
@@ -660,6 +662,10 @@ impl Pump {
                                     mode = Mode::Frames(Some(d));
                                 }
                                 let Mode::Frames(Some((c, s))) = mode else { continue };
+                                let from = self.from;
+                                self.traced(|t| {
+                                    t.payload(from, &payload, raw.len(), span.compressed, offset, Some(at))
+                                });
                                 let to = if self.from == Side::Client { s } else { c };
                                 let sent = if m.dialect == to {
                                     self.dst.write_all(&raw).map_err(|_| ())
@@ -667,17 +673,6 @@ impl Pump {
                                     message::reframe(&payload, &m, to, &mut out_buf);
                                     writer.send_prepared(&mut out_buf).map_err(|_| ())
                                 };
-                                if let Some(t) = &self.trace {
-                                    let rec = t.lock().payload(
-                                        self.from,
-                                        &payload,
-                                        raw.len(),
-                                        span.compressed,
-                                        offset,
-                                        Some(at),
-                                    );
-                                    self.emit(&rec);
-                                }
                                 if sent.is_err() {
                                     return Ok(());
                                 }
@@ -697,12 +692,12 @@ impl Pump {
                 }
             }
         }
+        if let Some(g) = split.finish() {
+            let from = self.from;
+            self.traced(|t| t.garbage(from, g, Some(Instant::now())));
+        }
         if let Some(t) = &self.trace {
-            let rec = split.finish().map(|g| t.lock().garbage(self.from, g, Some(Instant::now())));
             t.lock().unparsed(self.from, split.unparsed());
-            if let Some(r) = rec {
-                self.emit(&r);
-            }
         }
         Ok(())
     }
@@ -718,10 +713,8 @@ impl Pump {
             g.offset,
             g.reason
         );
-        if let Some(t) = &self.trace {
-            let rec = t.lock().garbage(self.from, g, Some(Instant::now()));
-            self.emit(&rec);
-        }
+        let from = self.from;
+        self.traced(|t| t.garbage(from, g, Some(Instant::now())));
         if let Mode::Frames(Some((c, s))) = mode {
             if c != s {
                 return Err(format!(
@@ -757,20 +750,27 @@ impl Pump {
     }
 
     fn trace_pieces(&self, split: &mut FrameSplitter) {
-        let Some(t) = &self.trace else { return };
+        if self.trace.is_none() {
+            return;
+        }
         while let Some(piece) = split.next_piece() {
             let at = Some(Instant::now());
-            let rec = match piece {
-                Piece::Frame(raw, span, offset) => t.lock().frame(self.from, &raw, span, offset, at),
-                Piece::Garbage(g) => t.lock().garbage(self.from, g, at),
-            };
-            self.emit(&rec);
+            let from = self.from;
+            self.traced(|t| match piece {
+                Piece::Frame(raw, span, offset) => t.frame(from, &raw, span, offset, at),
+                Piece::Garbage(g) => t.garbage(from, g, at),
+            });
         }
     }
 
-    fn emit(&self, rec: &Record) {
-        if let Some(f) = self.shared.format {
-            self.shared.emit(&[f.record(rec)]);
+    /// Adds a record to the trace and prints it, under the trace's lock:
+    /// lines come out in the order the trace saw them (a reply after its
+    /// request).
+    fn traced(&self, make: impl FnOnce(&mut ConnTrace) -> Record) {
+        if let (Some(t), Some(f)) = (&self.trace, self.shared.format) {
+            let mut t = t.lock();
+            let rec = make(&mut t);
+            self.shared.emit(&[f.record(&rec)]);
         }
     }
 }
