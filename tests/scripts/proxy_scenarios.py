@@ -1,7 +1,7 @@
 """Real rpyc scenarios through `rpyc-rs proxy` (tests/proxy.rs runs this
 with rpyc 5.3.1 or 6.0.2 against a server of the other version).
 
-    python tests/scripts/proxy_scenarios.py HOST:PORT
+    python tests/scripts/proxy_scenarios.py HOST:PORT|SOCKET_PATH
 
 Prints ``ok NAME`` per scenario and ``done`` at the end; any mismatch or
 error raises (exit status 1, traceback on stderr). The server is
@@ -13,6 +13,7 @@ import os
 import sys
 
 import rpyc
+import rpyc.utils.factory
 
 
 def check(name, got, want):
@@ -21,8 +22,12 @@ def check(name, got, want):
 
 
 def main():
-    host, port = sys.argv[1].rsplit(":", 1)
-    conn = rpyc.connect(host, int(port), config={"allow_public_attrs": True, "sync_request_timeout": 120})
+    config = {"allow_public_attrs": True, "sync_request_timeout": 120}
+    if "/" in sys.argv[1]:
+        conn = rpyc.utils.factory.unix_connect(sys.argv[1], config=config)
+    else:
+        host, port = sys.argv[1].rsplit(":", 1)
+        conn = rpyc.connect(host, int(port), config=config)
     root = conn.root
 
     # calls

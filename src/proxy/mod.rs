@@ -6,14 +6,18 @@
 //!
 //! Per connection, two pumps (one per direction) run on their own threads:
 //!
-//! * **raw**: bytes are written on as soon as they are read, then (when
-//!   tracing) fed to a [`FrameSplitter`] for the trace. Garbage is shown as
-//!   a hex excerpt and relayed unchanged; the trace of that direction stops.
+//! * **raw**: bytes are passed on as they are read; when tracing, they go
+//!   through a [`FrameSplitter`] into the trace first (so a request is on
+//!   record before its reply can come back). Garbage is shown as a hex
+//!   excerpt and relayed unchanged; the trace of that direction stops.
 //! * **frames**: while a translation is needed (or until the client's
 //!   first message tells its dialect), whole frames are parsed, re-framed
-//!   with [`message::reframe`] and sent through a [`FrameWriter`] (which
-//!   compresses as rpyc does). Garbage ends that one connection, with a
-//!   notice that says why.
+//!   with [`crate::protocol::message::reframe`] and sent through a
+//!   [`FrameWriter`] (which compresses as rpyc does). Garbage ends that one
+//!   connection, with a notice that says why.
+//!
+//! The pumps live in `pump.rs`; this file holds the listener, the sockets,
+//! the accept loop and the dialect probe.
 //!
 //! The server's dialect is given, or probed once per proxy: a 6.x PING on
 //! a fresh connection; a 6.x server answers it, a 5.x server drops the
@@ -32,17 +36,21 @@ use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use parking_lot::{Condvar, Mutex};
+use parking_lot::Mutex;
 
 use crate::brine::{put_bytes, put_int, put_tuple_header, DecodeOptions};
 use crate::channel::{frame_payload, ChannelConfig, FrameWriter, DEFAULT_MAX_FRAME_SIZE};
 use crate::protocol::boxing::LABEL_VALUE;
-use crate::protocol::message::{self, begin_request, split_message, Dialect, Handler, MSG_REPLY};
+use crate::protocol::message::{begin_request, split_message, Dialect, Handler, MSG_REPLY};
 use crate::stream::WriteHalf;
 use crate::trace::format::Format;
-use crate::trace::{ConnTrace, FrameSplitter, GarbageRecord, Piece, Record, Side};
+use crate::trace::{ConnTrace, FrameSplitter, Piece, Side};
+
+mod pump;
+
+use pump::{Decision, Pump, Verdict};
 
 /// Where the proxy listens or where its server is.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -383,61 +391,6 @@ fn wait_readable(fd: RawFd, ms: i32) -> io::Result<bool> {
     Ok(r > 0)
 }
 
-/// What the client's first message (or its absence) decided for both pumps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Verdict {
-    /// The connection ended before the client said anything.
-    Ended,
-    /// Relay bytes unchanged (garbage came before any dialect was known).
-    Raw,
-    /// The client's and the server's dialects.
-    Dialects(Dialect, Dialect),
-}
-
-/// The verdict both pumps share, and a wait for it.
-struct Decision {
-    state: Mutex<Option<Verdict>>,
-    ready: Condvar,
-}
-
-impl Decision {
-    fn set(&self, v: Verdict) {
-        *self.state.lock() = Some(v);
-        self.ready.notify_all();
-    }
-
-    /// Sets `v` unless a verdict is already in.
-    fn set_if_pending(&self, v: Verdict) {
-        let mut s = self.state.lock();
-        if s.is_none() {
-            *s = Some(v);
-            self.ready.notify_all();
-        }
-    }
-
-    fn wait(&self) -> Verdict {
-        let mut s = self.state.lock();
-        loop {
-            if let Some(v) = *s {
-                return v;
-            }
-            self.ready.wait(&mut s);
-        }
-    }
-}
-
-/// One pump's ends and its part of the connection.
-struct Pump {
-    shared: Arc<Shared>,
-    conn: u64,
-    from: Side,
-    src: Arc<Sock>,
-    dst: Arc<Sock>,
-    trace: Option<Arc<Mutex<ConnTrace>>>,
-    record: Option<File>,
-    decision: Arc<Decision>,
-}
-
 fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
     let server = match connect_server(&shared, conn) {
         Ok(s) => s,
@@ -449,7 +402,7 @@ fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
     };
     shared.live.lock().insert(conn, (client.clone(), server.clone()));
     let server_dialect = *shared.server.lock();
-    let decision = Arc::new(Decision { state: Mutex::new(None), ready: Condvar::new() });
+    let decision = Arc::new(Decision::new());
     if let (DialectChoice::Fixed(c), Some(s)) = (shared.client, server_dialect) {
         decision.set(Verdict::Dialects(c, s));
     }
@@ -554,232 +507,4 @@ fn probe(sock: &Arc<Sock>, max: usize, timeout: Duration) -> io::Result<bool> {
     };
     sock.set_read_timeout(None)?;
     Ok(answer)
-}
-
-/// How a pump forwards.
-enum Mode {
-    /// Bytes as they come.
-    Raw,
-    /// Frame by frame, re-framed from one dialect to another when
-    /// `translate` says so; `None` until the client's dialect is known.
-    Frames(Option<(Dialect, Dialect)>),
-}
-
-impl Pump {
-    fn run(mut self) {
-        let ended = self.pump();
-        if let Err(why) = ended {
-            self.shared.notice(self.conn, &why);
-            self.src.shutdown(Shutdown::Both);
-            self.dst.shutdown(Shutdown::Both);
-        } else {
-            // The sender is done: pass the end of stream on, and let the
-            // other direction finish what it is sending.
-            self.dst.shutdown(Shutdown::Write);
-        }
-        if self.from == Side::Client {
-            // The connection may have ended before the client said anything.
-            self.decision.set_if_pending(Verdict::Ended);
-        }
-    }
-
-    /// The mode to start in, waiting (server side) for the decision.
-    fn start_mode(&self) -> Option<Mode> {
-        let decided = *self.decision.state.lock();
-        let v = match (self.from, decided) {
-            (_, Some(v)) => v,
-            (Side::Client, None) => return Some(Mode::Frames(None)),
-            (Side::Server, None) => self.decision.wait(),
-        };
-        match v {
-            Verdict::Ended => None,
-            Verdict::Raw => Some(Mode::Raw),
-            Verdict::Dialects(c, s) if c == s => Some(Mode::Raw),
-            Verdict::Dialects(c, s) => Some(Mode::Frames(Some((c, s)))),
-        }
-    }
-
-    /// Relays until the sender ends (Ok) or a translation fails (Err with
-    /// the reason).
-    fn pump(&mut self) -> Result<(), String> {
-        let Some(mut mode) = self.start_mode() else {
-            return Ok(());
-        };
-        let mut split = FrameSplitter::new(self.shared.max);
-        let mut writer = FrameWriter::new(Box::new(SockWriter(self.dst.clone())), &ChannelConfig::default());
-        let mut out_buf = Vec::new();
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            let n = match self.src.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            };
-            let data = &chunk[..n];
-            if let Some(f) = self.record.as_mut() {
-                let _ = f.write_all(data);
-            }
-            match mode {
-                Mode::Raw => {
-                    // Traced before it is passed on, so that a request is
-                    // on record before its reply can come back.
-                    if self.trace.is_some() {
-                        split.push(data);
-                        self.trace_pieces(&mut split);
-                    }
-                    if self.dst.write_all(data).is_err() {
-                        break;
-                    }
-                }
-                Mode::Frames(_) => {
-                    split.push(data);
-                    while let Some(piece) = split.next_piece() {
-                        match piece {
-                            Piece::Frame(raw, span, offset) => {
-                                let at = Instant::now();
-                                let payload = match frame_payload(&raw, span, self.shared.max) {
-                                    Ok(p) => p,
-                                    Err(e) => {
-                                        let g = garbage(&raw, offset, format!("frame does not inflate: {e}"));
-                                        return self.bad_input(&mode, g, &mut split);
-                                    }
-                                };
-                                let m = match split_message(&payload, DecodeOptions::default()) {
-                                    Ok(m) => m,
-                                    Err(e) => {
-                                        let g = garbage(
-                                            &raw,
-                                            offset,
-                                            format!("frame holds no rpyc message: {e}"),
-                                        );
-                                        return self.bad_input(&mode, g, &mut split);
-                                    }
-                                };
-                                if let Mode::Frames(None) = mode {
-                                    let d = (m.dialect, (*self.shared.server.lock()).unwrap_or(m.dialect));
-                                    self.decision.set(Verdict::Dialects(d.0, d.1));
-                                    mode = Mode::Frames(Some(d));
-                                }
-                                let Mode::Frames(Some((c, s))) = mode else { continue };
-                                let from = self.from;
-                                self.traced(|t| {
-                                    t.payload(from, &payload, raw.len(), span.compressed, offset, Some(at))
-                                });
-                                let to = if self.from == Side::Client { s } else { c };
-                                let sent = if m.dialect == to {
-                                    self.dst.write_all(&raw).map_err(|_| ())
-                                } else {
-                                    message::reframe(&payload, &m, to, &mut out_buf);
-                                    writer.send_prepared(&mut out_buf).map_err(|_| ())
-                                };
-                                if sent.is_err() {
-                                    return Ok(());
-                                }
-                                if c == s {
-                                    // No translation needed: relay raw from here on.
-                                    if self.dst.write_all(split.buffered()).is_err() {
-                                        return Ok(());
-                                    }
-                                    mode = Mode::Raw;
-                                    self.trace_pieces(&mut split);
-                                    break;
-                                }
-                            }
-                            Piece::Garbage(g) => return self.bad_input(&mode, g, &mut split),
-                        }
-                    }
-                }
-            }
-        }
-        if let Some(g) = split.finish() {
-            let from = self.from;
-            self.traced(|t| t.garbage(from, g, Some(Instant::now())));
-        }
-        if let Some(t) = &self.trace {
-            t.lock().unparsed(self.from, split.unparsed());
-        }
-        Ok(())
-    }
-
-    /// Garbage while working frame by frame: when translating, the end of
-    /// this connection; before the dialect is known, a switch to raw
-    /// relaying of everything held and all that follows.
-    fn bad_input(&mut self, mode: &Mode, g: GarbageRecord, split: &mut FrameSplitter) -> Result<(), String> {
-        let excerpt = g.excerpt.iter().map(|b| format!("{b:02x}")).collect::<Vec<_>>().join(" ");
-        let why = format!(
-            "the {} sent bytes that are not an rpyc message at byte {} ({}; starts {excerpt})",
-            if self.from == Side::Client { "client" } else { "server" },
-            g.offset,
-            g.reason
-        );
-        let from = self.from;
-        self.traced(|t| t.garbage(from, g, Some(Instant::now())));
-        if let Mode::Frames(Some((c, s))) = mode {
-            if c != s {
-                return Err(format!(
-                    "{why}; translating {c} <-> {s} needs whole messages, so this connection is closed"
-                ));
-            }
-        }
-        // Not translating: relay it unchanged, and everything after it.
-        self.decision.set_if_pending(Verdict::Raw);
-        let _ = self.dst.write_all(split.buffered());
-        split.give_up();
-        if let Some(t) = &self.trace {
-            t.lock().unparsed(self.from, split.unparsed());
-        }
-        let mut chunk = vec![0u8; 64 * 1024];
-        loop {
-            match self.src.read(&mut chunk) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => {
-                    if let Some(f) = self.record.as_mut() {
-                        let _ = f.write_all(&chunk[..n]);
-                    }
-                    if let Some(t) = &self.trace {
-                        t.lock().unparsed(self.from, n as u64);
-                    }
-                    if self.dst.write_all(&chunk[..n]).is_err() {
-                        break;
-                    }
-                }
-            }
-        }
-        Ok(())
-    }
-
-    fn trace_pieces(&self, split: &mut FrameSplitter) {
-        if self.trace.is_none() {
-            return;
-        }
-        while let Some(piece) = split.next_piece() {
-            let at = Some(Instant::now());
-            let from = self.from;
-            self.traced(|t| match piece {
-                Piece::Frame(raw, span, offset) => t.frame(from, &raw, span, offset, at),
-                Piece::Garbage(g) => t.garbage(from, g, at),
-            });
-        }
-    }
-
-    /// Adds a record to the trace and prints it, under the trace's lock:
-    /// lines come out in the order the trace saw them (a reply after its
-    /// request).
-    fn traced(&self, make: impl FnOnce(&mut ConnTrace) -> Record) {
-        if let (Some(t), Some(f)) = (&self.trace, self.shared.format) {
-            let mut t = t.lock();
-            let rec = make(&mut t);
-            self.shared.emit(&[f.record(&rec)]);
-        }
-    }
-}
-
-fn garbage(raw: &[u8], offset: u64, reason: String) -> GarbageRecord {
-    GarbageRecord {
-        offset,
-        excerpt: raw[..raw.len().min(crate::trace::GARBAGE_EXCERPT)].to_vec(),
-        len: raw.len(),
-        reason,
-    }
 }
