@@ -203,12 +203,15 @@ impl Pump {
                                     return Ok(());
                                 }
                                 if c == s {
-                                    // No translation needed: relay raw from here on.
-                                    if self.dst.write_all(split.buffered()).is_err() {
+                                    // No translation needed: relay raw from here on,
+                                    // starting with what is buffered (traced first,
+                                    // as in raw mode).
+                                    let rest = split.buffered().to_vec();
+                                    self.trace_pieces(&mut split);
+                                    if self.dst.write_all(&rest).is_err() {
                                         return Ok(());
                                     }
                                     mode = Mode::Raw;
-                                    self.trace_pieces(&mut split);
                                     break;
                                 }
                             }

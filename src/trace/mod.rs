@@ -329,6 +329,7 @@ impl ConnTrace {
         let mut unknown_handler = None;
         let mut answers = None;
         let mut exception = None;
+        let mut released = None;
         if span.msg == MSG_REPLY || span.msg == MSG_EXCEPTION {
             if let Some((h, sent)) = self.pending.remove(&(from.other(), span.seq)) {
                 handler = Some(h);
@@ -367,10 +368,7 @@ impl ConnTrace {
                         r.boxed_args(args, &mut text);
                     }
                     if handler == Some(Handler::Del) {
-                        let released = del_target(&mut r, args);
-                        if let Some((key, count)) = released {
-                            Self::release(&mut self.alive, &mut self.s, key, count);
-                        }
+                        released = del_target(&mut r, args);
                     }
                 }
                 _ => {
@@ -386,6 +384,9 @@ impl ConnTrace {
             }
         }
         let refs = r.refs;
+        if let Some((key, count)) = released {
+            self.release(key, count);
+        }
         for rf in &refs {
             if rf.label == crate::protocol::boxing::LABEL_REMOTE_REF {
                 let key = (rf.owner, rf.class_id, rf.instance_id);
@@ -414,16 +415,15 @@ impl ConnTrace {
         }
     }
 
-    fn release(
-        alive: &mut HashMap<(Side, i64, i64), Alive>,
-        s: &mut Summary,
-        key: (Side, i64, i64),
-        count: u64,
-    ) {
-        if let Some(a) = alive.get_mut(&key) {
+    /// A DEL of `count` references: the object's netref is gone when no
+    /// reference is left, and its number is retired, since the owner may
+    /// reuse the id pack for a new object.
+    fn release(&mut self, key: (Side, i64, i64), count: u64) {
+        if let Some(a) = self.alive.get_mut(&key) {
             if a.count <= count {
-                alive.remove(&key);
-                s.netrefs_released += 1;
+                self.alive.remove(&key);
+                self.aliases.retire(key);
+                self.s.netrefs_released += 1;
             } else {
                 a.count -= count;
             }
@@ -536,6 +536,10 @@ mod tests {
         assert_eq!(m.text, "<S1 mod.Svc>, 1");
         let s = t.summary(false);
         assert_eq!((s.netrefs_released, s.netrefs_alive.len()), (1, 0));
+        // The owner reuses the id pack for a new object: a new number.
+        let rec = t.payload(Side::Server, &reply, reply.len() + 6, false, 0, None);
+        let Event::Message(m) = &rec.event else { panic!("{rec:?}") };
+        assert_eq!(m.text, "<S2 mod.Svc>");
         // Not a message at all.
         let rec = t.payload(Side::Client, b"\x07junk", 12, false, 0, None);
         assert!(matches!(rec.event, Event::Garbage(_)));

@@ -56,6 +56,12 @@ pub struct Aliases {
 }
 
 impl Aliases {
+    /// Forgets an object's number: the next object with its id pack is a
+    /// new one (Python reuses `id()`s).
+    pub fn retire(&mut self, key: (Side, i64, i64)) {
+        self.known.remove(&key);
+    }
+
     fn alias(&mut self, owner: Side, class_id: i64, instance_id: i64) -> u32 {
         let next = &mut self.next[owner as usize];
         *self.known.entry((owner, class_id, instance_id)).or_insert_with(|| {
