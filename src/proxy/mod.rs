@@ -145,6 +145,13 @@ impl ProxyBuilder {
         self
     }
 
+    /// How long connecting to the server, and the dialect probe, may take
+    /// (default 10 s).
+    pub fn connect_timeout(mut self, t: Duration) -> Self {
+        self.probe_timeout = t;
+        self
+    }
+
     /// The largest frame parsed (larger ones are garbage).
     pub fn max_frame_size(mut self, n: usize) -> Self {
         self.max_frame_size = n;

@@ -50,7 +50,7 @@ fn read(path: &PathBuf) -> Result<Vec<u8>, String> {
     } else {
         std::fs::File::open(path).and_then(|mut f| f.read_to_end(&mut data))
     };
-    read.map_err(|e| format!("cannot read {name}: {e}"))?;
+    read.map_err(|e| format!("cannot read {name}: {}", crate::io_text(&e)))?;
     Ok(data)
 }
 

@@ -439,7 +439,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
             serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections })
                 .map_err(Failure::other)
         }
-        Command::Proxy(args) => proxy::run(args).map_err(Failure::other),
+        Command::Proxy(args) => proxy::run(args, timeout).map_err(Failure::other),
         Command::Decode(args) => decode::run(args).map_err(Failure::other),
         Command::Eval { addr, expr } => {
             let expr = text_arg(expr, "expression")?;

@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 
@@ -15,7 +16,7 @@ use rpyc_rs::protocol::message::Dialect;
 use rpyc_rs::proxy::{DialectChoice, Endpoint, ProxyBuilder};
 use rpyc_rs::trace::format::Format;
 
-use crate::{parse_address, Address};
+use crate::{io_text, parse_address, Address};
 
 /// Trace output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -87,9 +88,11 @@ extern "C" fn on_signal(_sig: libc::c_int) {
     STOP.store(true, Ordering::SeqCst);
 }
 
-/// Runs the proxy until SIGINT/SIGTERM. Errors are messages for the user.
-pub fn run(args: ProxyArgs) -> Result<(), String> {
+/// Runs the proxy until SIGINT/SIGTERM; `timeout` bounds connecting to the
+/// server (and probing its dialect). Errors are messages for the user.
+pub fn run(args: ProxyArgs, timeout: Duration) -> Result<(), String> {
     let mut b = ProxyBuilder::new(endpoint(&args.listen), endpoint(&args.to))
+        .connect_timeout(timeout)
         .client_dialect(choice(args.client_dialect))
         .server_dialect(choice(args.server_dialect))
         .notices(Box::new(std::io::stderr()));
@@ -100,7 +103,7 @@ pub fn run(args: ProxyArgs) -> Result<(), String> {
     if let Some(dir) = args.record {
         b = b.record(dir);
     }
-    let proxy = b.bind().map_err(|e| format!("cannot listen on {}: {e}", args.listen))?;
+    let proxy = b.bind().map_err(|e| format!("cannot listen on {}: {}", args.listen, io_text(&e)))?;
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a plain C handler that only stores to an atomic.
         unsafe {
