@@ -341,28 +341,13 @@ impl FrameReader {
 
     fn take_frame(&mut self) -> Result<Option<Vec<u8>>, ChannelError> {
         let have = &self.buf[self.start..self.end];
-        if have.len() < HEADER_LEN {
+        let Some(span) = split_frame(have, self.max)? else {
             return Ok(None);
-        }
-        let len = BigEndian::read_u32(have) as usize;
-        let flag = have[4];
-        if len > self.max {
-            return Err(ChannelError::FrameTooLarge { claimed: len, max: self.max });
-        }
-        if flag > 1 {
-            return Err(ChannelError::BadCompressionFlag(flag));
-        }
-        let total = HEADER_LEN + len + 1;
-        if have.len() < total {
-            return Ok(None);
-        }
-        let term = have[total - 1];
-        if term != FLUSHER {
-            return Err(ChannelError::BadTerminator(term));
-        }
-        let body = &have[HEADER_LEN..HEADER_LEN + len];
-        let payload = if flag == 1 { inflate(&mut self.inflate, body, self.max)? } else { body.to_vec() };
-        self.start += total;
+        };
+        let body = &have[HEADER_LEN..span.total - 1];
+        let payload =
+            if span.compressed { inflate(&mut self.inflate, body, self.max)? } else { body.to_vec() };
+        self.start += span.total;
         if self.start == self.end {
             self.start = 0;
             self.end = 0;
@@ -373,6 +358,54 @@ impl FrameReader {
             }
         }
         Ok(Some(payload))
+    }
+}
+
+/// Where the frame at the front of a buffer of raw stream bytes ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FrameSpan {
+    /// Bytes of the whole frame: header, payload and the `\n`.
+    pub total: usize,
+    /// The payload is zlib-compressed.
+    pub compressed: bool,
+}
+
+/// Checks the frame at the front of `buf` (raw stream bytes): its span when
+/// it is complete, `None` when more bytes are needed, an error when the
+/// bytes cannot be a frame (a length past `max`, a bad flag or terminator).
+/// [`FrameReader`] reads with it; tools that relay or dissect raw bytes
+/// (the proxy, `decode`) split streams with it too.
+pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<FrameSpan>, ChannelError> {
+    if buf.len() < HEADER_LEN {
+        return Ok(None);
+    }
+    let len = BigEndian::read_u32(buf) as usize;
+    let flag = buf[4];
+    if len > max {
+        return Err(ChannelError::FrameTooLarge { claimed: len, max });
+    }
+    if flag > 1 {
+        return Err(ChannelError::BadCompressionFlag(flag));
+    }
+    let total = HEADER_LEN + len + 1;
+    if buf.len() < total {
+        return Ok(None);
+    }
+    let term = buf[total - 1];
+    if term != FLUSHER {
+        return Err(ChannelError::BadTerminator(term));
+    }
+    Ok(Some(FrameSpan { total, compressed: flag == 1 }))
+}
+
+/// The payload of a complete frame found by [`split_frame`], inflated when
+/// it is compressed, bounded by `max` like [`FrameReader`]'s.
+pub fn frame_payload(frame: &[u8], span: FrameSpan, max: usize) -> Result<Vec<u8>, ChannelError> {
+    let body = &frame[HEADER_LEN..span.total - 1];
+    if span.compressed {
+        inflate(&mut Decompress::new(true), body, max)
+    } else {
+        Ok(body.to_vec())
     }
 }
 

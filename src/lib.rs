@@ -65,9 +65,11 @@ pub mod cli;
 pub mod literal;
 pub mod protocol;
 pub mod registry;
+pub mod proxy;
 pub mod server;
 pub mod service;
 pub mod stream;
+pub mod trace;
 
 pub use address::{Address, Connector, Dialect};
 pub use brine::Value;

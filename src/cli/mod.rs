@@ -26,6 +26,8 @@ use clap::{Parser, Subcommand};
 
 mod logging;
 mod net;
+mod decode;
+mod proxy;
 mod serve;
 
 use rpyc_rs::classic::Classic;
@@ -148,6 +150,11 @@ enum Command {
     Registry(net::RegistryCmd),
     /// List the services registered with --registry (it must allow listing).
     List,
+    /// Relay RPyC connections to a server: trace them, record them, and
+    /// translate between rpyc 5.x and 6.x framing.
+    Proxy(proxy::ProxyArgs),
+    /// Read captured RPyC bytes (Wireshark raw, `proxy --record`) as a trace.
+    Decode(decode::DecodeArgs),
 }
 
 /// The largest `--size` accepted: far beyond any useful latency probe, and
@@ -411,6 +418,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 cli.registry.client(timeout.min(Duration::from_secs(5))).map_err(Failure::other)?;
             net::list(&registry).map_err(Failure::other)
         }
+        Command::Proxy(args) => proxy::run(args, timeout).map_err(Failure::other),
+        Command::Decode(args) => decode::run(args).map_err(Failure::other),
         Command::Eval { addr, expr } => {
             let expr = text_arg(expr, "expression")?;
             let c = classic(&addr, timeout)?;

@@ -100,6 +100,36 @@ impl Handler {
     }
 }
 
+impl Handler {
+    /// rpyc's name for the handler, as in `HANDLE_GETATTR` without the
+    /// prefix: what traces print.
+    pub fn name(self) -> &'static str {
+        use Handler::*;
+        match self {
+            Ping => "PING",
+            Close => "CLOSE",
+            GetRoot => "GETROOT",
+            GetAttr => "GETATTR",
+            DelAttr => "DELATTR",
+            SetAttr => "SETATTR",
+            Call => "CALL",
+            CallAttr => "CALLATTR",
+            Repr => "REPR",
+            Str => "STR",
+            Cmp => "CMP",
+            Hash => "HASH",
+            Dir => "DIR",
+            Pickle => "PICKLE",
+            Del => "DEL",
+            Inspect => "INSPECT",
+            BuffIter => "BUFFITER",
+            OldSlicing => "OLDSLICING",
+            CtxExit => "CTXEXIT",
+            InstanceCheck => "INSTANCECHECK",
+        }
+    }
+}
+
 /// Starts a message in `buf` (clearing it and reserving the frame header):
 /// the type byte and `(seq, ` — the caller appends the body.
 pub fn begin_message(buf: &mut Vec<u8>, msg: u8, seq: i64) {
@@ -299,6 +329,76 @@ impl Incoming {
     }
 }
 
+/// How a peer frames its messages (see [`LEGACY_MESSAGE_TAG`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Dialect {
+    /// rpyc 5.x: `brine((msg_type, seq, body))`.
+    Rpyc5,
+    /// rpyc 6.x: `u8 msg_type` then `brine((seq, body))`.
+    Rpyc6,
+}
+
+impl Dialect {
+    /// The dialect a payload is written in, from its first byte alone.
+    pub fn of(payload: &[u8]) -> Option<Dialect> {
+        match payload.first()? {
+            &LEGACY_MESSAGE_TAG => Some(Dialect::Rpyc5),
+            b if (MSG_REQUEST..=MSG_EXCEPTION).contains(b) => Some(Dialect::Rpyc6),
+            _ => None,
+        }
+    }
+}
+
+impl std::fmt::Display for Dialect {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Dialect::Rpyc5 => "rpyc 5.x",
+            Dialect::Rpyc6 => "rpyc 6.x",
+        })
+    }
+}
+
+/// A message's header fields and where its body starts in the payload.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MessageSpan {
+    /// The dialect it is framed in.
+    pub dialect: Dialect,
+    /// `MSG_REQUEST`, `MSG_REPLY` or `MSG_EXCEPTION`.
+    pub msg: u8,
+    /// The sequence number.
+    pub seq: i64,
+    /// Offset of the body in the payload.
+    pub body: usize,
+}
+
+/// Parses a payload's header (either dialect) and checks that its body is
+/// exactly one well-formed brine value, without building it.
+pub fn split_message(payload: &[u8], opts: DecodeOptions) -> Result<MessageSpan> {
+    let mut h = parse_header(payload, opts)?;
+    let (dialect, skip) = match Dialect::of(payload) {
+        Some(Dialect::Rpyc5) => (Dialect::Rpyc5, 0),
+        _ => (Dialect::Rpyc6, 1),
+    };
+    let body = h.body.offset() + skip;
+    h.body.skip_value()?;
+    h.body.finish()?;
+    Ok(MessageSpan { dialect, msg: h.msg, seq: h.seq, body })
+}
+
+/// Re-frames a payload for a peer speaking `to`: the same message, type,
+/// seq and body bytes, with the header of the other dialect. Returns a
+/// buffer ready for [`FrameWriter::send_prepared`](crate::channel::FrameWriter::send_prepared).
+pub fn reframe(payload: &[u8], span: &MessageSpan, to: Dialect, buf: &mut Vec<u8>) {
+    begin_framed(buf, span.msg, span.seq, to == Dialect::Rpyc5);
+    buf.extend_from_slice(&payload[span.body..]);
+}
+
+/// Parses only the type and seq; for routing a reply to its waiter.
+pub fn peek_header(payload: &[u8]) -> Result<(u8, i64)> {
+    let h = parse_header(payload, DecodeOptions::default())?;
+    Ok((h.msg, h.seq))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -350,6 +450,26 @@ mod tests {
         assert_eq!(&back.payload()[4..4 + seq.len()], seq.as_bytes());
         // No body at all is refused.
         assert!(Incoming::parse(vec![MSG_REQUEST, 0x11, 0x50]).is_err());
+    }
+
+    #[test]
+    fn reframing_goes_both_ways() {
+        let v5: &[u8] = b"\x12\x51\x50\x11\x53\x11\x51\x02";
+        let v6: &[u8] = b"\x01\x11\x50\x11\x53\x11\x51\x02";
+        let mut buf = Vec::new();
+        let s5 = split_message(v5, DecodeOptions::default()).unwrap();
+        assert_eq!((s5.dialect, s5.msg, s5.seq, s5.body), (Dialect::Rpyc5, MSG_REQUEST, 0, 3));
+        reframe(v5, &s5, Dialect::Rpyc6, &mut buf);
+        assert_eq!(&buf[HEADER_LEN..], v6);
+        let s6 = split_message(v6, DecodeOptions::default()).unwrap();
+        assert_eq!((s6.dialect, s6.body), (Dialect::Rpyc6, 3));
+        reframe(v6, &s6, Dialect::Rpyc5, &mut buf);
+        assert_eq!(&buf[HEADER_LEN..], v5);
+        // A body with bytes past its value, or cut short, is refused.
+        assert!(split_message(b"\x01\x11\x50\x00\x00", DecodeOptions::default()).is_err());
+        assert!(split_message(b"\x01\x11\x50\x12", DecodeOptions::default()).is_err());
+        assert_eq!(Dialect::of(b"\x07"), None);
+        assert_eq!(Handler::GetAttr.name(), "GETATTR");
     }
 
     #[test]

@@ -391,7 +391,11 @@ impl Drop for PyProcess {
 }
 
 fn python_command() -> Command {
-    let mut cmd = Command::new(python());
+    python_command_for(&python())
+}
+
+fn python_command_for(python: &Path) -> Command {
+    let mut cmd = Command::new(python);
     // -u and PYTHONUNBUFFERED: every line reaches us as soon as it is
     // printed. No .pyc files next to the helper scripts.
     cmd.arg("-u").env("PYTHONUNBUFFERED", "1").env("PYTHONDONTWRITEBYTECODE", "1");
@@ -451,6 +455,17 @@ pub fn spawn_classic_server() -> PyProcess {
 /// [`spawn_classic_server`] with options (`service` is ignored).
 pub fn spawn_classic_server_with(opts: &ServerOptions) -> PyProcess {
     spawn_server(vec!["--classic".into()], opts)
+}
+
+/// [`spawn_rpyc_server_with`] run by another interpreter (say, one with a
+/// different rpyc version).
+pub fn spawn_rpyc_server_using(python: &Path, service_src: &str, opts: &ServerOptions) -> PyProcess {
+    let mut cmd = python_command_for(python);
+    cmd.arg(py_script("rpyc_server.py")).args(["--source", service_src]);
+    if let Some(c) = &opts.protocol_config {
+        cmd.args(["--protocol-config", c]);
+    }
+    PyProcess::start(cmd, format!("rpyc_server.py ({})", python.display()), &[])
 }
 
 fn spawn_server(mut args: Vec<String>, opts: &ServerOptions) -> PyProcess {
