@@ -8,7 +8,7 @@
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use crate::brine::{DecodeOptions, Token, Value};
+use crate::brine::{Token, Value};
 use crate::service::{Expose, Kwargs, MethodRef};
 
 use super::boxing::{IdPack, Object};
@@ -159,7 +159,7 @@ pub(crate) fn serve_request(inner: &Inner, seq: i64, payload: Vec<u8>) {
 
 fn handle(conn: &Connection, payload: &[u8], used: &mut Option<Handler>) -> Outcome {
     let inner = conn.inner();
-    let opts = DecodeOptions::with_max_depth(inner.config.max_depth);
+    let opts = inner.config.decode_options();
     let header = parse_header(payload, opts).map_err(protocol_exc)?;
     let mut dec = header.body;
     let bad = || RemoteException::value_error("malformed request");

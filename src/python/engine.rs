@@ -359,7 +359,7 @@ impl Engine {
                 base_netref: rpyc.base_netref.clone_ref(py),
                 get_id_pack: rpyc.get_id_pack.clone_ref(py),
                 stock_call: rpyc.stock_call.clone_ref(py),
-                opts: DecodeOptions::default(),
+                opts: crate::python::brine::decode_options(py),
                 deferred: Mutex::new(Vec::new()),
                 any_deferred: AtomicBool::new(false),
             }
