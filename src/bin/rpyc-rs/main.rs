@@ -123,10 +123,32 @@ enum Command {
         /// Worker threads in pool mode.
         #[arg(long, default_value_t = 8)]
         workers: usize,
-        /// Most connections served at once; more wait to be accepted.
-        #[arg(long, default_value_t = 1024)]
+        /// Most connections open at once; a client past it is closed at once.
+        #[arg(long, default_value_t = rpyc_rs::server::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
+        /// Seconds running requests get to finish on SIGTERM/SIGINT (a
+        /// second signal exits at once).
+        #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+        grace: f64,
+        /// Close a connection after this many seconds without a request
+        /// (default: never).
+        #[arg(long, value_parser = seconds)]
+        idle_timeout: Option<f64>,
+        /// End a connection whose client reads nothing of a reply for this
+        /// many seconds (0: wait forever).
+        #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+        write_timeout: f64,
     },
+}
+
+/// Parses a number of seconds: finite, not negative, at most a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{text} is not between 0 and 86400 seconds"))
+    }
 }
 
 /// The largest `--size` accepted: far beyond any useful latency probe, and
@@ -428,10 +450,28 @@ fn run(cli: Cli) -> Result<(), Failure> {
     RPYC5.store(cli.rpyc5, std::sync::atomic::Ordering::Relaxed);
     match cli.command {
         Command::Ping { addr, count, size } => ping(&addr, count, size as usize, timeout),
-        Command::Serve { host, port, unix, mode, workers, max_connections } => {
-            serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections })
-                .map_err(Failure::other)
-        }
+        Command::Serve {
+            host,
+            port,
+            unix,
+            mode,
+            workers,
+            max_connections,
+            grace,
+            idle_timeout,
+            write_timeout,
+        } => serve::serve(serve::ServeArgs {
+            host,
+            port,
+            unix,
+            mode,
+            workers,
+            max_connections,
+            grace: Duration::from_secs_f64(grace),
+            idle_timeout: idle_timeout.map(Duration::from_secs_f64),
+            write_timeout: (write_timeout > 0.0).then(|| Duration::from_secs_f64(write_timeout)),
+        })
+        .map_err(Failure::other),
         Command::Eval { addr, expr } => {
             let expr = text_arg(expr, "expression")?;
             let c = classic(&addr, timeout)?;

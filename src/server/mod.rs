@@ -1,0 +1,742 @@
+//! Servers: accept connections and serve a service on each, as rpyc's
+//! `ThreadedServer`, `ThreadPoolServer` and `OneShotServer` do.
+//!
+//! * [`Mode::Threaded`]: a thread serves a connection while it is busy.
+//!   After [`ServerBuilder::linger`] without a request the thread ends and
+//!   the connection is parked with the [watcher](watcher), which gives it a
+//!   new thread when its next request arrives. Active clients keep the
+//!   lowest latency; idle ones cost no thread.
+//! * [`Mode::Pool`]: a fixed number of worker threads for any number of
+//!   connections. The watcher hands a parked connection with data to a
+//!   free worker, which serves what is buffered and parks it again. A
+//!   worker serving a request that calls back into the client stays with
+//!   that connection until the request is done (the engine reads on the
+//!   waiting thread), so nested calls work here too.
+//! * [`Mode::OneShot`]: serve the first connection, then stop.
+//!
+//! Hostile or heavy load is bounded rather than queued: past
+//! [`ServerBuilder::max_connections`] (or when the process runs out of
+//! descriptors) a new client is accepted and closed at once, never left
+//! hanging in the backlog; the backlog is rpyc's 4096; an optional idle
+//! timeout closes parked connections; a send that makes no progress for
+//! [`ServerBuilder::write_timeout`] ends that connection, so a peer that
+//! never reads cannot hold a worker.
+//!
+//! Shutdown ([`ShutdownHandle::shutdown`]) stops accepting and closes every
+//! idle connection at once; requests already running get
+//! [`ServerBuilder::grace`] to finish and send their replies (their
+//! connections are closed for reading, so no new request starts). After the
+//! grace period every connection is closed and `serve` returns without
+//! waiting for handlers that are still running. Each connection gets its
+//! own root from the factory (per-connection state, as rpyc instantiates a
+//! service class per connection). An invalid frame or a dead client ends
+//! that one connection, never the server.
+
+mod watcher;
+
+use std::collections::HashMap;
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::protocol::{Config, Connection};
+use crate::service::Expose;
+use crate::stream::Stream;
+
+/// Makes the root object for each new connection.
+pub type RootFactory = Arc<dyn Fn() -> Arc<dyn Expose> + Send + Sync>;
+
+/// The listen backlog: rpyc's (`socket.listen(4096)` in its servers); the
+/// kernel caps it at `net.core.somaxconn`.
+pub const DEFAULT_BACKLOG: u32 = 4096;
+/// The default cap on simultaneous connections. Idle connections cost no
+/// thread, so the cap is about descriptors and memory, not threads.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// How long running requests may take to finish once shutdown starts.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(5);
+/// How long a send may make no progress before its connection is ended.
+pub const DEFAULT_WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a threaded-mode thread waits for a connection's next request
+/// before parking it.
+pub const DEFAULT_LINGER: Duration = Duration::from_secs(2);
+
+/// How connections are given threads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// A thread per busy connection.
+    Threaded,
+    /// A bounded pool of worker threads shared by all connections.
+    Pool {
+        /// How many workers.
+        workers: usize,
+    },
+    /// Serve one connection, then stop.
+    OneShot,
+}
+
+/// Where a server listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServerAddr {
+    /// A TCP address (IPv4 or IPv6).
+    Tcp(SocketAddr),
+    /// A Unix domain socket path.
+    Unix(PathBuf),
+}
+
+impl ServerAddr {
+    /// The TCP port, for a TCP address.
+    pub fn port(&self) -> Option<u16> {
+        match self {
+            ServerAddr::Tcp(a) => Some(a.port()),
+            ServerAddr::Unix(_) => None,
+        }
+    }
+}
+
+impl std::fmt::Display for ServerAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ServerAddr::Tcp(a) => write!(f, "{a}"),
+            ServerAddr::Unix(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+enum Listener {
+    Tcp(TcpListener),
+    Unix(UnixListener, PathBuf),
+}
+
+impl Listener {
+    fn fd(&self) -> RawFd {
+        match self {
+            Listener::Tcp(l) => l.as_raw_fd(),
+            Listener::Unix(l, _) => l.as_raw_fd(),
+        }
+    }
+
+    fn accept(&self) -> io::Result<Stream> {
+        match self {
+            Listener::Tcp(l) => Stream::from_tcp(l.accept()?.0),
+            Listener::Unix(l, _) => Stream::from_unix(l.accept()?.0),
+        }
+    }
+
+    /// Accepts one client and closes it at once (no descriptor to spare,
+    /// or no room): it sees the connection end rather than hang.
+    fn refuse_one(&self) {
+        // SAFETY: accepting on our listening descriptor; a returned
+        // descriptor is ours and closed right away.
+        unsafe {
+            let fd = libc::accept(self.fd(), std::ptr::null_mut(), std::ptr::null_mut());
+            if fd >= 0 {
+                libc::close(fd);
+            }
+        }
+    }
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// Configures and binds a [`Server`].
+pub struct ServerBuilder {
+    factory: RootFactory,
+    bind: ServerAddr,
+    mode: Mode,
+    config: Config,
+    limits: Limits,
+}
+
+/// The knobs that bound a server's resources.
+#[derive(Debug, Clone, Copy)]
+struct Limits {
+    max_connections: usize,
+    backlog: u32,
+    grace: Duration,
+    idle_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+    linger: Duration,
+}
+
+impl ServerBuilder {
+    /// A server whose connections each get a root made by `factory`. By
+    /// default it listens on 127.0.0.1 with an ephemeral port, threaded.
+    pub fn new(factory: impl Fn() -> Arc<dyn Expose> + Send + Sync + 'static) -> Self {
+        ServerBuilder {
+            factory: Arc::new(factory),
+            bind: ServerAddr::Tcp(SocketAddr::from(([127, 0, 0, 1], 0))),
+            mode: Mode::Threaded,
+            config: Config::default(),
+            limits: Limits {
+                max_connections: DEFAULT_MAX_CONNECTIONS,
+                backlog: DEFAULT_BACKLOG,
+                grace: DEFAULT_GRACE,
+                idle_timeout: None,
+                write_timeout: Some(DEFAULT_WRITE_TIMEOUT),
+                linger: DEFAULT_LINGER,
+            },
+        }
+    }
+
+    /// A server sharing one root between all connections.
+    pub fn shared(root: Arc<dyn Expose>) -> Self {
+        Self::new(move || root.clone())
+    }
+
+    /// Listens on a TCP address (`"127.0.0.1:18812"`, `"[::1]:0"`).
+    pub fn tcp(mut self, addr: impl ToSocketAddrs) -> io::Result<Self> {
+        let a = addr
+            .to_socket_addrs()?
+            .next()
+            .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "address resolved to nothing"))?;
+        self.bind = ServerAddr::Tcp(a);
+        Ok(self)
+    }
+
+    /// Listens on a Unix domain socket (a stale socket file is replaced).
+    pub fn unix(mut self, path: impl AsRef<Path>) -> Self {
+        self.bind = ServerAddr::Unix(path.as_ref().to_path_buf());
+        self
+    }
+
+    /// Sets the threading mode.
+    pub fn mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Sets the connection config (timeouts, limits, attribute policy).
+    pub fn config(mut self, config: Config) -> Self {
+        self.config = config;
+        self
+    }
+
+    /// Caps the number of simultaneous connections (default
+    /// [`DEFAULT_MAX_CONNECTIONS`]); a client past the cap is closed at
+    /// once, never left waiting.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.limits.max_connections = n.max(1);
+        self
+    }
+
+    /// The listen backlog (default [`DEFAULT_BACKLOG`], rpyc's).
+    pub fn backlog(mut self, n: u32) -> Self {
+        self.limits.backlog = n.max(1);
+        self
+    }
+
+    /// How long requests still running at shutdown may take to finish
+    /// (default [`DEFAULT_GRACE`]).
+    pub fn grace(mut self, d: Duration) -> Self {
+        self.limits.grace = d;
+        self
+    }
+
+    /// Closes a connection after this long without a request (default:
+    /// never, as rpyc).
+    pub fn idle_timeout(mut self, d: Option<Duration>) -> Self {
+        self.limits.idle_timeout = d;
+        self
+    }
+
+    /// Ends a connection whose peer accepts none of a reply for this long
+    /// (default [`DEFAULT_WRITE_TIMEOUT`]; `None` waits forever, as rpyc).
+    pub fn write_timeout(mut self, d: Option<Duration>) -> Self {
+        self.limits.write_timeout = d;
+        self
+    }
+
+    /// In threaded mode, how long a connection keeps its thread while no
+    /// request comes (default [`DEFAULT_LINGER`]).
+    pub fn linger(mut self, d: Duration) -> Self {
+        self.limits.linger = d;
+        self
+    }
+
+    /// Sets the process-wide budget for frame and inflate memory across
+    /// all connections (see [`crate::channel::budget`]).
+    pub fn memory_budget(self, bytes: usize) -> Self {
+        crate::channel::budget::global().set_limit(bytes);
+        self
+    }
+
+    /// Binds the listening socket.
+    pub fn bind(self) -> io::Result<Server> {
+        let listener = match &self.bind {
+            ServerAddr::Tcp(a) => Listener::Tcp(TcpListener::bind(a)?),
+            ServerAddr::Unix(p) => {
+                if p.exists() && UnixStream::connect(p).is_err() {
+                    std::fs::remove_file(p)?;
+                }
+                Listener::Unix(UnixListener::bind(p)?, p.clone())
+            }
+        };
+        // std listens with a backlog of 128; a second listen() on a
+        // listening socket only changes the backlog.
+        let backlog = self.limits.backlog.min(libc::c_int::MAX as u32) as libc::c_int;
+        // SAFETY: our listening descriptor; listen() only sets its queue.
+        if unsafe { libc::listen(listener.fd(), backlog) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        let addr = match &listener {
+            Listener::Tcp(l) => ServerAddr::Tcp(l.local_addr()?),
+            Listener::Unix(_, p) => ServerAddr::Unix(p.clone()),
+        };
+        Ok(Server {
+            listener: Some(listener),
+            addr,
+            mode: self.mode,
+            shared: Arc::new(Shared {
+                factory: self.factory,
+                config: self.config,
+                limits: self.limits,
+                stop: AtomicBool::new(false),
+                conns: Mutex::new(HashMap::new()),
+                count_changed: Condvar::new(),
+                threads: Mutex::new(Vec::new()),
+                next_id: AtomicU64::new(1),
+                wake: Waker::new()?,
+                parked: Mutex::new(HashMap::new()),
+                watcher_wake: Waker::new()?,
+                closed_any: AtomicBool::new(false),
+            }),
+        })
+    }
+}
+
+struct Shared {
+    factory: RootFactory,
+    config: Config,
+    limits: Limits,
+    stop: AtomicBool,
+    conns: Mutex<HashMap<u64, Connection>>,
+    count_changed: Condvar,
+    /// Threads serving connections (threaded and one-shot modes).
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    next_id: AtomicU64,
+    /// Wakes the accept loop.
+    wake: Waker,
+    /// Connections waiting for their next request, and since when.
+    parked: Mutex<HashMap<u64, Instant>>,
+    /// Wakes the watcher.
+    watcher_wake: Waker,
+    /// A connection ended since the watcher last gave memory back.
+    closed_any: AtomicBool,
+}
+
+/// A self-pipe: lets another thread interrupt a `poll`.
+struct Waker {
+    tx: UnixStream,
+    rx: UnixStream,
+}
+
+impl Waker {
+    fn new() -> io::Result<Waker> {
+        let (rx, tx) = UnixStream::pair()?;
+        rx.set_nonblocking(true)?;
+        tx.set_nonblocking(true)?;
+        Ok(Waker { tx, rx })
+    }
+
+    fn wake(&self) {
+        let _ = (&self.tx).write(&[1]);
+    }
+
+    fn drain(&self) {
+        let mut buf = [0u8; 64];
+        while matches!((&self.rx).read(&mut buf), Ok(n) if n > 0) {}
+    }
+}
+
+impl Shared {
+    fn stopping(&self) -> bool {
+        self.stop.load(Ordering::Acquire)
+    }
+
+    fn register(&self, conn: Connection) -> u64 {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.conns.lock().insert(id, conn);
+        id
+    }
+
+    /// Ends a connection and forgets it.
+    fn end(&self, id: u64, conn: &Connection, why: &str) {
+        conn.abort(why);
+        self.parked.lock().remove(&id);
+        let removed = self.conns.lock().remove(&id);
+        self.closed_any.store(true, Ordering::Release);
+        self.count_changed.notify_all();
+        drop(removed);
+    }
+
+    /// Hands a connection with nothing more to serve to the watcher (or,
+    /// when stopping, ends it).
+    fn park(&self, id: u64, conn: &Connection) {
+        if self.stopping() || conn.closed() {
+            self.end(id, conn, "server shutting down");
+            return;
+        }
+        self.parked.lock().insert(id, Instant::now());
+        self.watcher_wake.wake();
+    }
+
+    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) {
+        match std::thread::Builder::new().name(name).spawn(f) {
+            Ok(h) => {
+                let mut threads = self.threads.lock();
+                threads.retain(|t| !t.is_finished());
+                threads.push(h);
+            }
+            Err(e) => log::error!("cannot start a thread: {e}"),
+        }
+    }
+
+    /// Serves a connection on this thread while requests keep coming
+    /// within `linger` (forever when `None`), then parks it.
+    fn serve_on_this_thread(self: &Arc<Self>, id: u64, conn: Connection, linger: Option<Duration>) {
+        loop {
+            match conn.serve(linger) {
+                Ok(true) => {}
+                Ok(false) => return self.park(id, &conn),
+                Err(e) => {
+                    log::debug!("connection from {} ended: {e}", conn.peer());
+                    return self.end(id, &conn, "connection ended");
+                }
+            }
+        }
+    }
+
+    /// The first step of shutdown, safe to repeat: idle connections are
+    /// closed now; busy ones are closed for reading, so the request they
+    /// run can still send its reply but no new request starts.
+    fn begin_shutdown(&self) {
+        self.stop.store(true, Ordering::Release);
+        self.wake.wake();
+        self.watcher_wake.wake();
+        let parked: Vec<u64> = self.parked.lock().drain().map(|(id, _)| id).collect();
+        for id in parked {
+            let conn = self.conns.lock().get(&id).cloned();
+            if let Some(c) = conn {
+                self.end(id, &c, "server shutting down");
+            }
+        }
+        let conns = self.conns.lock();
+        for c in conns.values() {
+            if let Some(fd) = c.fileno() {
+                // SAFETY: the descriptor belongs to a connection held in
+                // `conns` (locked), so it is open and still this socket.
+                unsafe {
+                    libc::shutdown(fd, libc::SHUT_RD);
+                }
+            }
+        }
+        drop(conns);
+        self.count_changed.notify_all();
+    }
+
+    /// Waits up to `grace` for every connection to end, then closes the
+    /// rest. True if they all ended in time.
+    fn finish_shutdown(&self, grace: Duration) -> bool {
+        let deadline = Instant::now() + grace;
+        let mut conns = self.conns.lock();
+        while !conns.is_empty() {
+            if self.count_changed.wait_until(&mut conns, deadline).timed_out() {
+                break;
+            }
+        }
+        let clean = conns.is_empty();
+        let rest: Vec<Connection> = conns.drain().map(|(_, c)| c).collect();
+        drop(conns);
+        if !clean {
+            log::warn!(
+                "{} connection(s) still busy after the {grace:?} grace period: closing them",
+                rest.len()
+            );
+        }
+        for c in rest {
+            c.abort("server shut down");
+        }
+        clean
+    }
+}
+
+/// A bound server, ready to [`serve`](Server::serve).
+pub struct Server {
+    listener: Option<Listener>,
+    addr: ServerAddr,
+    mode: Mode,
+    shared: Arc<Shared>,
+}
+
+/// Stops a running server from any thread.
+#[derive(Clone)]
+pub struct ShutdownHandle {
+    shared: Arc<Shared>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, closes idle connections and lets running requests
+    /// finish; the server's `serve` returns once they have, or once the
+    /// grace period is over (see the module docs).
+    pub fn shutdown(&self) {
+        self.shared.begin_shutdown();
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.shared.conns.lock().len()
+    }
+}
+
+/// A server running on its own thread.
+pub struct ServerHandle {
+    stop: ShutdownHandle,
+    addr: ServerAddr,
+    thread: Option<JoinHandle<io::Result<()>>>,
+}
+
+impl ServerHandle {
+    /// Where the server listens.
+    pub fn addr(&self) -> &ServerAddr {
+        &self.addr
+    }
+
+    /// The TCP port, for a TCP server.
+    pub fn port(&self) -> Option<u16> {
+        self.addr.port()
+    }
+
+    /// A handle that stops the server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        self.stop.clone()
+    }
+
+    /// How many connections are open.
+    pub fn connection_count(&self) -> usize {
+        self.stop.connection_count()
+    }
+
+    /// True once the server has stopped by itself (a one-shot server whose
+    /// client left, or a listener error).
+    pub fn is_finished(&self) -> bool {
+        self.thread.as_ref().map_or(true, |t| t.is_finished())
+    }
+
+    /// Stops the server and waits for it (at most about its grace period).
+    pub fn shutdown(mut self) -> io::Result<()> {
+        self.stop.shutdown();
+        self.join_inner()
+    }
+
+    fn join_inner(&mut self) -> io::Result<()> {
+        match self.thread.take() {
+            Some(t) => t.join().unwrap_or_else(|_| Err(io::Error::other("server thread panicked"))),
+            None => Ok(()),
+        }
+    }
+}
+
+impl Drop for ServerHandle {
+    fn drop(&mut self) {
+        self.stop.shutdown();
+        let _ = self.join_inner();
+    }
+}
+
+impl Server {
+    /// Where the server listens (with the real port when bound to port 0).
+    pub fn addr(&self) -> &ServerAddr {
+        &self.addr
+    }
+
+    /// The TCP port, for a TCP server.
+    pub fn port(&self) -> Option<u16> {
+        self.addr.port()
+    }
+
+    /// A handle that stops this server.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle { shared: self.shared.clone() }
+    }
+
+    /// Runs the server on a new thread.
+    pub fn spawn(self) -> io::Result<ServerHandle> {
+        let stop = self.shutdown_handle();
+        let addr = self.addr.clone();
+        let thread = std::thread::Builder::new().name("rpyc-server".into()).spawn(move || self.serve())?;
+        Ok(ServerHandle { stop, addr, thread: Some(thread) })
+    }
+
+    /// Serves until shut down (or, in one-shot mode, until the first
+    /// connection ends), then shuts down as the module docs describe.
+    pub fn serve(mut self) -> io::Result<()> {
+        log::info!("rpyc-rs server listening on {} ({:?})", self.addr, self.mode);
+        let watcher = watcher::Watcher::start(&self.shared, self.mode)?;
+        let result = match self.listener.take() {
+            Some(l) => {
+                let r = self.accept_loop(&l, &watcher);
+                // Dropped before the grace period: new clients are refused
+                // by the kernel rather than queued.
+                drop(l);
+                r
+            }
+            None => Ok(()),
+        };
+        let sh = &self.shared;
+        sh.begin_shutdown();
+        let clean = sh.finish_shutdown(sh.limits.grace);
+        // Threads still inside a handler after the grace period are left
+        // to finish on their own (their connection is closed); the rest
+        // are joined.
+        let wait = if clean { Duration::from_secs(1) } else { Duration::from_millis(100) };
+        watcher.stop(wait);
+        let threads = std::mem::take(&mut *sh.threads.lock());
+        join_within(threads, wait);
+        log::info!("rpyc-rs server on {} stopped", self.addr);
+        result
+    }
+
+    fn accept_loop(&self, listener: &Listener, watcher: &watcher::Watcher) -> io::Result<()> {
+        let sh = &self.shared;
+        let mut fds = [
+            libc::pollfd { fd: listener.fd(), events: libc::POLLIN, revents: 0 },
+            libc::pollfd { fd: sh.wake.rx.as_raw_fd(), events: libc::POLLIN, revents: 0 },
+        ];
+        // A descriptor held in reserve: when the process runs out, it is
+        // closed so that the waiting client can be accepted and refused
+        // instead of left in the backlog.
+        let mut spare = std::fs::File::open("/dev/null").ok();
+        let mut served_one = false;
+        loop {
+            if sh.stopping() {
+                return Ok(());
+            }
+            if served_one {
+                // One-shot: wait for the connection to end.
+                let mut conns = sh.conns.lock();
+                if conns.is_empty() {
+                    return Ok(());
+                }
+                sh.count_changed.wait_for(&mut conns, Duration::from_millis(200));
+                continue;
+            }
+            fds[0].revents = 0;
+            fds[1].revents = 0;
+            // SAFETY: two valid pollfds on the stack.
+            let rc = unsafe { libc::poll(fds.as_mut_ptr(), 2, 1000) };
+            if rc < 0 {
+                let e = io::Error::last_os_error();
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            if fds[1].revents != 0 {
+                sh.wake.drain();
+            }
+            if fds[0].revents == 0 {
+                continue;
+            }
+            let stream = match listener.accept() {
+                Ok(s) => s,
+                Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
+                    log::warn!("out of file descriptors: refusing a client");
+                    drop(spare.take());
+                    listener.refuse_one();
+                    spare = std::fs::File::open("/dev/null").ok();
+                    continue;
+                }
+                Err(e) => {
+                    // A client that gave up before we accepted, or a
+                    // transient resource shortage: log and keep serving.
+                    log::warn!("accept failed: {e}");
+                    std::thread::sleep(Duration::from_millis(10));
+                    continue;
+                }
+            };
+            if sh.conns.lock().len() >= sh.limits.max_connections {
+                log::warn!(
+                    "{} connections open (the maximum): refusing {}",
+                    sh.limits.max_connections,
+                    stream.peer
+                );
+                drop(stream);
+                continue;
+            }
+            if let (Some(fd), Some(t)) = (stream.fd, sh.limits.write_timeout) {
+                set_send_timeout(fd, t);
+            }
+            let peer = stream.peer.clone();
+            log::debug!("connection from {peer}");
+            let conn = Connection::new(stream, (sh.factory)(), sh.config.clone());
+            let id = sh.register(conn.clone());
+            match self.mode {
+                Mode::OneShot => {
+                    served_one = true;
+                    let shared = sh.clone();
+                    sh.spawn(format!("rpyc-conn-{id}"), move || shared.serve_on_this_thread(id, conn, None));
+                }
+                // A new connection may already have a request waiting:
+                // serve it now rather than after a trip through the watcher.
+                _ => watcher.dispatch(id),
+            }
+        }
+    }
+}
+
+/// Sets `SO_SNDTIMEO`: a send that can write nothing for `t` fails, which
+/// ends the connection (see [`ServerBuilder::write_timeout`]).
+fn set_send_timeout(fd: RawFd, t: Duration) {
+    let secs = t.as_secs().min(1 << 30) as libc::time_t;
+    let usec = t.subsec_micros() as libc::suseconds_t;
+    let tv = libc::timeval { tv_sec: secs, tv_usec: if secs == 0 && usec == 0 { 1 } else { usec } };
+    // SAFETY: a socket descriptor we own and a timeval of the option's size.
+    let rc = unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDTIMEO,
+            &tv as *const libc::timeval as *const libc::c_void,
+            std::mem::size_of::<libc::timeval>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        log::debug!("SO_SNDTIMEO failed: {}", io::Error::last_os_error());
+    }
+}
+
+/// Joins the threads that end within `wait`; the others are left running
+/// (detached) rather than waited for without bound.
+fn join_within(threads: Vec<JoinHandle<()>>, wait: Duration) {
+    let deadline = Instant::now() + wait;
+    let mut left = threads;
+    loop {
+        let (done, running): (Vec<_>, Vec<_>) = left.into_iter().partition(|t| t.is_finished());
+        for t in done {
+            let _ = t.join();
+        }
+        if running.is_empty() {
+            return;
+        }
+        if Instant::now() >= deadline {
+            log::warn!("{} thread(s) still running a handler: not waiting for them", running.len());
+            return;
+        }
+        left = running;
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
