@@ -230,7 +230,11 @@ fn run(conn: &Connection, handler: Handler, args: Vec<Object>) -> Outcome {
             let obj = local(arg(&mut a))?;
             let name = inner.config.policy.check(&name_of(arg(&mut a))?, Access::Get)?;
             match obj.getattr(conn, &name) {
-                Err(e) if e.is("AttributeError") && obj.methods().iter().any(|(m, _)| *m == name) => {
+                Err(e)
+                    if e.is("AttributeError")
+                        && (crate::service::is_object_dunder(&name)
+                            || obj.methods().iter().any(|(m, _)| *m == name)) =>
+                {
                     Ok(Object::Local(Arc::new(MethodRef { obj, name })))
                 }
                 other => other,
