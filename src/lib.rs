@@ -50,6 +50,8 @@
 pub mod brine;
 pub mod channel;
 pub mod classic;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod literal;
 pub mod protocol;
 pub mod server;
@@ -63,3 +65,6 @@ pub use service::Expose;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+#[doc(hidden)]
+pub use python::fuzzing as python_fuzzing;
