@@ -334,7 +334,8 @@ struct Shared {
     parked: Mutex<HashMap<u64, Instant>>,
     /// Wakes the watcher.
     watcher_wake: Waker,
-    /// A connection ended since the watcher last gave memory back.
+    /// A connection ended or was parked since the watcher last gave
+    /// memory back.
     closed_any: AtomicBool,
 }
 
@@ -391,6 +392,9 @@ impl Shared {
             return;
         }
         self.parked.lock().insert(id, Instant::now());
+        // The thread that served it may be about to end (threaded mode):
+        // what it freed goes back to the system on the watcher's next tick.
+        self.closed_any.store(true, Ordering::Release);
         self.watcher_wake.wake();
     }
 
