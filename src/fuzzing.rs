@@ -85,7 +85,10 @@ pub fn dispatch(data: &[u8]) {
     let (a, mut b) = Stream::pair();
     let config =
         Config::default().with_timeout(Some(Duration::from_millis(1))).with_max_frame_size(MAX_FRAME);
-    let conn = Connection::new(a, fuzz_root(), config);
+    // One root for every input: it has no state, and building it per
+    // input would be most of each run.
+    static ROOT: std::sync::OnceLock<Arc<dyn Expose>> = std::sync::OnceLock::new();
+    let conn = Connection::new(a, ROOT.get_or_init(fuzz_root).clone(), config);
     let mut rest = data;
     let mut frames = Vec::new();
     while rest.len() >= 2 {
