@@ -53,9 +53,17 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   and then the peer's: an rpyc-rs server serves 5.x and 6.x clients.
 - On TCP the engine sets ``TCP_NODELAY`` and acknowledges reads at once
   (``TCP_QUICKACK``), so a stock peer's Nagle algorithm cannot stall calls.
+- On an SSL socket, a send that fails because the peer has already ended
+  the session (it refused our certificate, say) raises ``EOFError`` with
+  the peer's TLS alert ("tlsv13 alert certificate required"), read before
+  the socket is closed. rpyc closes the socket first and reports "EOF
+  occurred in violation of protocol" whenever the peer's close beat our
+  first write, which is a matter of timing (see ``_SSLChannel``).
 """
 
 import socket
+import ssl
+import zlib
 
 from rpyc.core import consts
 from rpyc.core import protocol as _rpyc_protocol
@@ -106,6 +114,74 @@ def _owned_socket(channel):
     return sock.fileno(), peer, sock.family != socket.AF_UNIX
 
 
+class _SSLChannel:
+    """rpyc's ``Channel`` over an SSL ``SocketStream``, as the engine sees it:
+    ``poll``/``recv``/``close``... are the channel's own; ``send`` frames
+    exactly as ``Channel.send`` does, but when the write fails it first reads
+    what the peer sent before going away, and the ``EOFError`` carries that.
+
+    Why: a TLS 1.3 server checks the client's certificate after the client
+    considers the handshake done; when it refuses, it sends an alert and
+    closes. If our first request goes out before that close, the write
+    succeeds and the next read raises the alert. If the close comes first,
+    the write fails ("EOF occurred in violation of protocol") and rpyc's
+    ``SocketStream.write`` closes the socket, losing the alert that is
+    already in its receive buffer. Which comes first is a race between two
+    processes (rpyc's own test_ssl.py::test_nokey loses it now and then on a
+    busy machine, stock or not); reading the alert after a failed write
+    makes the outcome the same every time.
+    """
+
+    __slots__ = ("_channel",)
+
+    def __init__(self, channel):
+        self._channel = channel
+
+    def __getattr__(self, name):
+        return getattr(self._channel, name)
+
+    def send(self, data):
+        ch = self._channel
+        if ch.compress and len(data) > ch.COMPRESSION_THRESHOLD:
+            compressed, data = 1, zlib.compress(data, ch.COMPRESSION_LEVEL)
+        else:
+            compressed = 0
+        buf = memoryview(ch.FRAME_HEADER.pack(len(data), compressed) + data + ch.FLUSHER)
+        stream = ch.stream
+        chunk = getattr(stream, "MAX_IO_CHUNK", 64000)
+        try:
+            while buf:
+                buf = buf[stream.sock.send(buf[:chunk]):]
+        except OSError as ex:  # ssl.SSLError included
+            reason = _last_words(stream.sock) or ex
+            stream.close()
+            raise EOFError(reason) from ex
+
+
+def _last_words(sock):
+    """The TLS alert the peer sent before closing, if one is waiting to be
+    read (a failed write does not consume it); ``None`` otherwise."""
+    try:
+        sock.settimeout(0.2)
+        sock.recv(1)
+    except ssl.SSLError as e:
+        if "alert" in str(e):
+            return e
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _engine_channel(channel):
+    """The channel the engine should use for a stream it cannot own: an
+    SSL socket stream behind a stock ``Channel`` gets :class:`_SSLChannel`."""
+    stream = getattr(channel, "stream", None)
+    if (type(channel) is Channel and type(stream) is SocketStream
+            and isinstance(getattr(stream, "sock", None), ssl.SSLSocket)):
+        return _SSLChannel(channel)
+    return channel
+
+
 class Connection(_RpycConnection):
     """An rpyc ``Connection`` whose protocol engine is rpyc-rs.
 
@@ -124,7 +200,8 @@ class Connection(_RpycConnection):
         super().__init__(root, channel, config)
         try:
             fd, peer, tcp = _owned_socket(channel)
-            self._engine = Engine(self, channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
+            engine_channel = channel if fd is not None else _engine_channel(channel)
+            self._engine = Engine(self, engine_channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
                                   tcp=tcp, legacy_framing=_LEGACY_FRAMING)
         except BaseException:
             self._closed = True
