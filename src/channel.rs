@@ -623,7 +623,7 @@ mod tests {
     #[test]
     fn the_budget_bounds_frames_and_inflation() {
         let b: &'static budget::MemoryBudget = Box::leak(Box::new(budget::MemoryBudget::new(1 << 20)));
-        let (a, mut raw) = Stream::pair();
+        let (a, raw) = Stream::pair();
         let mut r = FrameReader::with_budget(a.reader, &ChannelConfig::default(), b);
         let big = vec![b'z'; 2 << 20];
         let mut w = FrameWriter::new(raw.writer, &ChannelConfig { compress: false, ..Default::default() });
