@@ -225,14 +225,25 @@ impl Shared {
         self.watcher_wake.wake();
     }
 
-    fn spawn(&self, name: String, f: impl FnOnce() + Send + 'static) {
-        match std::thread::Builder::new().name(name).spawn(f) {
+    /// Serves connection `id` on a new thread (`linger` as in
+    /// [`Shared::serve_on_this_thread`]). When no thread can be started
+    /// (the process is at its limit) the connection is closed rather than
+    /// left waiting for a thread that never comes.
+    fn spawn_for(self: &Arc<Self>, id: u64, conn: Connection, linger: Option<Duration>) {
+        let (shared, c) = (self.clone(), conn.clone());
+        let spawned = std::thread::Builder::new()
+            .name(format!("rpyc-conn-{id}"))
+            .spawn(move || shared.serve_on_this_thread(id, c, linger));
+        match spawned {
             Ok(h) => {
                 let mut threads = self.threads.lock();
                 threads.retain(|t| !t.is_finished());
                 threads.push(h);
             }
-            Err(e) => log::error!("cannot start a thread: {e}"),
+            Err(e) => {
+                log::error!("cannot start a thread: {e}; closing {}", conn.peer());
+                self.end(id, &conn, "no thread to serve it");
+            }
         }
     }
 
@@ -518,8 +529,7 @@ impl Server {
             match self.mode {
                 Mode::OneShot => {
                     served_one = true;
-                    let shared = sh.clone();
-                    sh.spawn(format!("rpyc-conn-{id}"), move || shared.serve_on_this_thread(id, conn, None));
+                    sh.spawn_for(id, conn, None);
                 }
                 // A new connection may already have a request waiting:
                 // serve it now rather than after a trip through the watcher.

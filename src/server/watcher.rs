@@ -31,11 +31,7 @@ impl Dispatch {
             }
             Dispatch::Threads(sh) => {
                 let Some(conn) = sh.conns.lock().get(&id).cloned() else { return };
-                let shared = sh.clone();
-                let linger = sh.limits.linger;
-                sh.spawn(format!("rpyc-conn-{id}"), move || {
-                    shared.serve_on_this_thread(id, conn, Some(linger))
-                });
+                sh.spawn_for(id, conn, Some(sh.limits.linger));
             }
         }
     }
