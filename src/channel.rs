@@ -212,12 +212,14 @@ pub struct FrameReader {
     lease: budget::Lease,
 }
 
-/// The first buffer a reader allocates, and what it shrinks back to when
-/// idle: every ordinary message fits it, and an idle connection holds no
-/// more than this.
-const READ_CHUNK: usize = 16 * 1024;
-/// A buffer past this size is given back once it is empty again.
-const KEEP_MAX: usize = 4 * READ_CHUNK;
+/// The first buffer a reader allocates: one page, all a connection that
+/// only sees small messages ever holds (every byte of it is zeroed when it
+/// is made, so all of it is resident). A bigger message grows it by
+/// doubling, as its bytes arrive.
+const READ_CHUNK: usize = 4 * 1024;
+/// A buffer past this size is given back once it is empty again (the next
+/// message starts from [`READ_CHUNK`]).
+const KEEP_MAX: usize = 16 * READ_CHUNK;
 
 impl FrameReader {
     /// A reader over `inner` with the given limits, leasing from the
