@@ -212,14 +212,10 @@ pub struct FrameReader {
     lease: budget::Lease,
 }
 
-/// The first buffer a reader allocates: one page, all a connection that
-/// only sees small messages ever holds (every byte of it is zeroed when it
-/// is made, so all of it is resident). A bigger message grows it by
-/// doubling, as its bytes arrive.
+/// The first read of a frame, on the stack, and the buffer a frame starts
+/// with once bytes arrive: one page. A bigger frame grows it by doubling,
+/// as its bytes arrive; between frames there is no buffer at all.
 const READ_CHUNK: usize = 4 * 1024;
-/// A buffer past this size is given back once it is empty again (the next
-/// message starts from [`READ_CHUNK`]).
-const KEEP_MAX: usize = 16 * READ_CHUNK;
 
 impl FrameReader {
     /// A reader over `inner` with the given limits, leasing from the
@@ -279,6 +275,21 @@ impl FrameReader {
 
     /// Reads into the free tail of the buffer, growing it when full.
     fn fill(&mut self, timeout: Option<Duration>) -> Result<usize, ChannelError> {
+        if self.buf.is_empty() {
+            // Between frames the reader holds no buffer, so an idle
+            // connection costs no heap for it: the wait for the next frame
+            // reads onto the stack, and only bytes that arrived are moved
+            // to a buffer (a page, grown later as the frame needs).
+            let mut first = [0u8; READ_CHUNK];
+            let n = self.inner.read_timeout(&mut first, timeout)?;
+            if n > 0 {
+                self.resize_buf(READ_CHUNK)?;
+                self.buf[..n].copy_from_slice(&first[..n]);
+                self.start = 0;
+                self.end = n;
+            }
+            return Ok(n);
+        }
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -310,7 +321,7 @@ impl FrameReader {
             }
             tried = true;
             let need = self.needed();
-            if need > self.buf.len() - self.start {
+            if !self.buf.is_empty() && need > self.buf.len() - self.start {
                 // Room for more of the frame, but only as far as the bytes
                 // received justify: a bare header may claim up to
                 // max_frame_size, and sizing for the claim would let 5
@@ -389,13 +400,12 @@ impl FrameReader {
         };
         self.start += total;
         if self.start == self.end {
+            // Nothing left over: the buffer goes (see `fill`), and with it
+            // whatever a large frame needed.
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > KEEP_MAX {
-                // Give back the memory a large frame needed.
-                self.buf = Vec::new();
-                let _ = self.lease.hold(0);
-            }
+            self.buf = Vec::new();
+            let _ = self.lease.hold(0);
         }
         Ok(Some(payload))
     }
