@@ -86,6 +86,20 @@ def peak_kib(pid: int) -> int:
     return _status(pid, "VmHWM")
 
 
+def settled_peak(pid: int, limit: float = 30.0) -> int:
+    """The peak RSS once the server has stopped working on what it was
+    sent (its CPU time still for a second), or after ``limit`` seconds."""
+    end = time.monotonic() + limit
+    last = cpu_seconds(pid)
+    while time.monotonic() < end:
+        time.sleep(1.0)
+        now = cpu_seconds(pid)
+        if now - last < 0.05:
+            break
+        last = now
+    return peak_kib(pid)
+
+
 def cpu_seconds(pid: int) -> float:
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -415,7 +429,7 @@ def case_big_ints(t: Target, scale: str) -> Dict:
         except OSError:
             pass
         s.close()
-        time.sleep(1.0)
+        settled_peak(t.pid)  # until the server's CPU time stands still
     used = cpu_seconds(t.pid) - cpu0
     return {"ok": healthy_ok(h) and used < 5, "outcome": f"{n} ints in {len(z) // 1024} KiB: {used:.2f} CPU s",
             "cpu_s": round(used, 2), "frame_kib": len(z) // 1024, "healthy": h}
@@ -442,8 +456,7 @@ def case_zlib_bombs(t: Target, scale: str) -> Dict:
             th.start()
         for th in threads:
             th.join(60)
-        time.sleep(3.0)
-        peak = peak_kib(t.pid)
+        peak = settled_peak(t.pid)
     close_all(socks)
     return {"ok": healthy_ok(h) and t.alive(), "outcome": f"{k} x {mib} MiB: peak RSS {peak / 1024:.0f} MiB"
             f" (from {base / 1024:.0f})", "peak_kib": peak, "input_kib": len(bomb) * k // 1024, "healthy": h}
