@@ -94,7 +94,7 @@ def settled_peak(pid: int, limit: float = 30.0) -> int:
     while time.monotonic() < end:
         time.sleep(1.0)
         now = cpu_seconds(pid)
-        if now - last < 0.05:
+        if now - last < 0.1:
             break
         last = now
     return peak_kib(pid)
