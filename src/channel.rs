@@ -14,6 +14,11 @@
 //! the partial frame, so a later call resumes where it stopped and no byte is
 //! lost.
 //!
+//! Memory follows the bytes that arrived, never what a header claims: the
+//! receive buffer starts empty and at most doubles what has arrived, and
+//! past a small allowance it is leased from the process-wide
+//! [`budget::MemoryBudget`], as is inflate output.
+//!
 //! The channel hands the [`protocol`](crate::protocol) layer whole payloads.
 //!
 //! Use a [`Channel`] to exchange raw payloads with an rpyc `Channel` (a
@@ -35,6 +40,8 @@
 //! assert_eq!(right.recv(Some(Duration::from_secs(5)))?, big);
 //! # Ok::<(), rpyc_rs::channel::ChannelError>(())
 //! ```
+
+pub mod budget;
 
 use std::fmt;
 use std::io;
@@ -125,6 +132,14 @@ pub enum ChannelError {
         /// The configured maximum.
         max: usize,
     },
+    /// Receiving this frame would take this connection past its share of
+    /// the server's [`budget::MemoryBudget`].
+    MemoryBudget {
+        /// The bytes the frame needed at that point.
+        wanted: usize,
+        /// What this connection could hold.
+        allowed: usize,
+    },
     /// An I/O error from the stream.
     Io(io::Error),
     /// The wait was abandoned by the stream's interrupt hook (a Python
@@ -154,6 +169,10 @@ impl fmt::Display for ChannelError {
             ChannelError::DecompressedTooLarge { max } => {
                 write!(f, "compressed frame inflates past the {max}-byte limit")
             }
+            ChannelError::MemoryBudget { wanted, allowed } => write!(
+                f,
+                "frame needs {wanted} bytes, past this connection's {allowed}-byte share of the memory budget"
+            ),
             ChannelError::Io(e) => write!(f, "I/O error: {e}"),
             ChannelError::Interrupted(why) => write!(f, "{why}"),
         }
@@ -229,24 +248,53 @@ pub struct FrameReader {
     start: usize,
     end: usize,
     max: usize,
-    inflate: Decompress,
+    /// Made on the first compressed frame: most connections never see one,
+    /// and zlib's state is several times an idle connection's other memory.
+    inflate: Option<Box<Decompress>>,
+    /// The part of `buf` (and of inflate output) past the free allowance.
+    lease: budget::Lease,
 }
 
-const READ_CHUNK: usize = 64 * 1024;
-/// The most buffer a frame header alone makes the reader allocate.
-const PREALLOC_MAX: usize = 4 << 20;
+/// The first read of a frame, on the stack, and the buffer a frame starts
+/// with once bytes arrive: one page. A bigger frame grows it by doubling,
+/// as its bytes arrive; between frames there is no buffer at all.
+const READ_CHUNK: usize = 4 * 1024;
 
 impl FrameReader {
-    /// A reader over `inner` with the given limits.
+    /// A reader over `inner` with the given limits, leasing from the
+    /// process-wide [`budget::global`] budget.
     pub fn new(inner: Box<dyn ReadHalf>, config: &ChannelConfig) -> Self {
+        Self::with_budget(inner, config, budget::global())
+    }
+
+    /// A reader leasing from its own `budget` (say, one per server).
+    pub fn with_budget(
+        inner: Box<dyn ReadHalf>,
+        config: &ChannelConfig,
+        budget: &'static budget::MemoryBudget,
+    ) -> Self {
         FrameReader {
             inner,
-            buf: vec![0; READ_CHUNK],
+            // No allocation until the first byte arrives.
+            buf: Vec::new(),
             start: 0,
             end: 0,
             max: config.max_frame_size,
-            inflate: Decompress::new(true),
+            inflate: None,
+            lease: budget::Lease::new(budget),
         }
+    }
+
+    /// Resizes the buffer to `len` bytes, within this reader's share of
+    /// the budget.
+    fn resize_buf(&mut self, len: usize) -> Result<(), ChannelError> {
+        if len > self.buf.len() {
+            self.lease
+                .hold(len)
+                .map_err(|e| ChannelError::MemoryBudget { wanted: e.wanted, allowed: e.allowed })?;
+        }
+        self.buf.resize(len, 0);
+        Ok(())
     }
 
     /// True when a whole or partial frame is already buffered, so a
@@ -263,13 +311,28 @@ impl FrameReader {
         match self.fill(timeout) {
             Ok(0) => Err(ChannelError::Closed),
             Ok(_) => Ok(true),
-            Err(e) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
-            Err(e) => Err(e.into()),
+            Err(ChannelError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
     /// Reads into the free tail of the buffer, growing it when full.
-    fn fill(&mut self, timeout: Option<Duration>) -> io::Result<usize> {
+    fn fill(&mut self, timeout: Option<Duration>) -> Result<usize, ChannelError> {
+        if self.buf.is_empty() {
+            // Between frames the reader holds no buffer, so an idle
+            // connection costs no heap for it: the wait for the next frame
+            // reads onto the stack, and only bytes that arrived are moved
+            // to a buffer (a page, grown later as the frame needs).
+            let mut first = [0u8; READ_CHUNK];
+            let n = self.inner.read_timeout(&mut first, timeout)?;
+            if n > 0 {
+                self.resize_buf(READ_CHUNK)?;
+                self.buf[..n].copy_from_slice(&first[..n]);
+                self.start = 0;
+                self.end = n;
+            }
+            return Ok(n);
+        }
         if self.end == self.buf.len() {
             if self.start > 0 {
                 self.buf.copy_within(self.start..self.end, 0);
@@ -277,7 +340,7 @@ impl FrameReader {
                 self.start = 0;
             } else {
                 let grow = self.buf.len().max(READ_CHUNK);
-                self.buf.resize(self.buf.len() + grow, 0);
+                self.resize_buf(self.buf.len() + grow)?;
             }
         }
         let n = self.inner.read_timeout(&mut self.buf[self.end..], timeout)?;
@@ -301,17 +364,20 @@ impl FrameReader {
             }
             tried = true;
             let need = self.needed();
-            if need > self.buf.len() - self.start {
-                // Room for the whole frame at once (no repeated regrowth),
-                // but only as far as the bytes received justify: a bare
-                // header may claim up to max_frame_size, and sizing for the
-                // claim would let 5 bytes make us allocate all of it. Past
-                // PREALLOC_MAX the buffer at most doubles what has arrived.
+            if !self.buf.is_empty() && need > self.buf.len() - self.start {
+                // Room for more of the frame, but only as far as the bytes
+                // received justify: a bare header may claim up to
+                // max_frame_size, and sizing for the claim would let 5
+                // bytes make us allocate (and zero) all of it. The buffer
+                // at most doubles what has arrived, so a big frame costs
+                // O(log n) regrowths and a stalled one costs what it sent.
                 self.buf.copy_within(self.start..self.end, 0);
                 self.end -= self.start;
                 self.start = 0;
-                let target = need.min((2 * self.end).max(PREALLOC_MAX));
-                self.buf.resize(target.max(self.buf.len()), 0);
+                let target = need.min((2 * self.end).max(READ_CHUNK));
+                if target > self.buf.len() {
+                    self.resize_buf(target)?;
+                }
             }
             match self.fill(left) {
                 Ok(0) => {
@@ -323,8 +389,10 @@ impl FrameReader {
                     });
                 }
                 Ok(_) => {}
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => return Err(ChannelError::Timeout),
-                Err(e) => return Err(e.into()),
+                Err(ChannelError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {
+                    return Err(ChannelError::Timeout)
+                }
+                Err(e) => return Err(e),
             }
         }
     }
@@ -345,17 +413,26 @@ impl FrameReader {
             return Ok(None);
         };
         let body = &have[HEADER_LEN..span.total - 1];
-        let payload =
-            if span.compressed { inflate(&mut self.inflate, body, self.max)? } else { body.to_vec() };
+        let payload = if span.compressed {
+            let z = self.inflate.get_or_insert_with(|| Box::new(Decompress::new(true)));
+            // Inflate output is leased beside the buffer, and returned once
+            // the payload is handed on (the dispatcher owns it then).
+            let base = self.buf.len();
+            let lease = &mut self.lease;
+            let r = inflate(z, body, self.max, &mut |cap| lease.hold(base + cap));
+            let _ = self.lease.hold(base);
+            r?
+        } else {
+            body.to_vec()
+        };
         self.start += span.total;
         if self.start == self.end {
+            // Nothing left over: the buffer goes (see `fill`), and with it
+            // whatever a large frame needed.
             self.start = 0;
             self.end = 0;
-            if self.buf.len() > 4 * READ_CHUNK {
-                // Give back the memory a large frame needed.
-                self.buf.truncate(READ_CHUNK);
-                self.buf.shrink_to_fit();
-            }
+            self.buf = Vec::new();
+            let _ = self.lease.hold(0);
         }
         Ok(Some(payload))
     }
@@ -403,19 +480,31 @@ pub fn split_frame(buf: &[u8], max: usize) -> Result<Option<FrameSpan>, ChannelE
 pub fn frame_payload(frame: &[u8], span: FrameSpan, max: usize) -> Result<Vec<u8>, ChannelError> {
     let body = &frame[HEADER_LEN..span.total - 1];
     if span.compressed {
-        inflate(&mut Decompress::new(true), body, max)
+        // No budget here: a tool reading a capture, not a server.
+        inflate(&mut Decompress::new(true), body, max, &mut |_| Ok(()))
     } else {
         Ok(body.to_vec())
     }
 }
 
-fn inflate(z: &mut Decompress, input: &[u8], max: usize) -> Result<Vec<u8>, ChannelError> {
+/// Inflates `input`, at most `max` bytes of output; `lease` is asked
+/// before the output buffer grows to each new capacity.
+fn inflate(
+    z: &mut Decompress,
+    input: &[u8],
+    max: usize,
+    lease: &mut dyn FnMut(usize) -> Result<(), budget::Exceeded>,
+) -> Result<Vec<u8>, ChannelError> {
     z.reset(true);
     // zlib writes only into spare capacity, so capping the capacity at one
     // byte past `max` bounds the output exactly and still tells a payload
     // of exactly `max` bytes from a larger one.
     let limit = max.saturating_add(1);
-    let mut out = Vec::with_capacity((input.len() * 4).max(64).min(limit));
+    let budget_err =
+        |e: budget::Exceeded| ChannelError::MemoryBudget { wanted: e.wanted, allowed: e.allowed };
+    let first = (input.len() * 4).max(64).min(limit);
+    lease(first).map_err(budget_err)?;
+    let mut out = Vec::with_capacity(first);
     loop {
         let consumed = z.total_in() as usize;
         let status = z
@@ -430,6 +519,7 @@ fn inflate(z: &mut Decompress, input: &[u8], max: usize) -> Result<Vec<u8>, Chan
                 if out.len() == out.capacity() {
                     // `reserve_exact`: `reserve` may double past `limit`.
                     let more = out.capacity().min(limit - out.len());
+                    lease(out.len() + more).map_err(budget_err)?;
                     out.reserve_exact(more);
                 } else if z.total_in() as usize == input.len() {
                     return Err(ChannelError::Decompress("zlib stream is incomplete".into()));
@@ -443,19 +533,16 @@ fn inflate(z: &mut Decompress, input: &[u8], max: usize) -> Result<Vec<u8>, Chan
 pub struct FrameWriter {
     inner: Box<dyn WriteHalf>,
     config: ChannelConfig,
-    deflate: Compress,
+    /// Made on the first payload worth compressing (zlib's deflate state
+    /// is a few hundred KiB: most connections never need it).
+    deflate: Option<Box<Compress>>,
     scratch: Vec<u8>,
 }
 
 impl FrameWriter {
     /// A writer over `inner` with the given compression settings.
     pub fn new(inner: Box<dyn WriteHalf>, config: &ChannelConfig) -> Self {
-        FrameWriter {
-            inner,
-            config: *config,
-            deflate: Compress::new(Compression::new(config.compression_level), true),
-            scratch: Vec::new(),
-        }
+        FrameWriter { inner, config: *config, deflate: None, scratch: Vec::new() }
     }
 
     /// Sends one payload as a frame.
@@ -475,15 +562,15 @@ impl FrameWriter {
             && payload_len > self.config.compression_threshold
             && self.worth_compressing(&buf[HEADER_LEN..])?
         {
-            self.deflate.reset();
+            let z = deflater(&mut self.deflate, self.config.compression_level);
+            z.reset();
             self.scratch.clear();
             self.scratch.extend_from_slice(&[0; HEADER_LEN]);
             self.scratch.reserve(payload_len / 2 + 64);
             let input = &buf[HEADER_LEN..];
             loop {
-                let consumed = self.deflate.total_in() as usize;
-                let status = self
-                    .deflate
+                let consumed = z.total_in() as usize;
+                let status = z
                     .compress_vec(&input[consumed..], &mut self.scratch, FlushCompress::Finish)
                     .map_err(|e| ChannelError::Io(io::Error::other(e)))?;
                 if status == Status::StreamEnd {
@@ -499,7 +586,7 @@ impl FrameWriter {
                 write_header(&mut self.scratch, clen, 1)?;
                 self.scratch.push(FLUSHER);
                 let r = self.inner.write_all(&self.scratch);
-                if self.scratch.capacity() > 4 * READ_CHUNK {
+                if self.scratch.capacity() > SCRATCH_KEEP_MAX {
                     self.scratch = Vec::new();
                 }
                 return r.map_err(ChannelError::Io);
@@ -550,11 +637,11 @@ impl FrameWriter {
             return Ok(true);
         }
         let sample = &payload[..COMPRESSION_SAMPLE];
-        self.deflate.reset();
+        let z = deflater(&mut self.deflate, self.config.compression_level);
+        z.reset();
         self.scratch.clear();
         self.scratch.reserve(COMPRESSION_SAMPLE + 1024);
-        self.deflate
-            .compress_vec(sample, &mut self.scratch, FlushCompress::Finish)
+        z.compress_vec(sample, &mut self.scratch, FlushCompress::Finish)
             .map_err(|e| ChannelError::Io(io::Error::other(e)))?;
         // Keep compressing unless the sample saved less than a tenth.
         Ok(self.scratch.len() * 10 < sample.len() * 9)
@@ -564,6 +651,14 @@ impl FrameWriter {
     pub fn shutdown(&mut self) -> Result<(), ChannelError> {
         self.inner.shutdown().map_err(ChannelError::Io)
     }
+}
+
+/// A compressed frame's scratch buffer past this size is freed after use.
+const SCRATCH_KEEP_MAX: usize = 256 * 1024;
+
+/// The writer's deflate state, made on first use.
+fn deflater(slot: &mut Option<Box<Compress>>, level: u32) -> &mut Compress {
+    slot.get_or_insert_with(|| Box::new(Compress::new(Compression::new(level), true)))
 }
 
 fn write_header(buf: &mut [u8], len: usize, flag: u8) -> Result<(), ChannelError> {
@@ -628,6 +723,51 @@ mod tests {
     fn pair() -> (Channel, Channel) {
         let (a, b) = Stream::pair();
         (Channel::new(a, &ChannelConfig::default()), Channel::new(b, &ChannelConfig::default()))
+    }
+
+    /// A header claiming 1 GiB makes the reader hold what arrived, not
+    /// what was claimed (issue 14: 4 MiB per stalled connection before).
+    #[test]
+    fn a_claimed_length_allocates_nothing() {
+        let (a, mut raw) = Stream::pair();
+        let mut r = FrameReader::new(a.reader, &ChannelConfig::default());
+        raw.writer.write_all(&[0x3f, 0xff, 0xff, 0xff, 0, b'x']).unwrap();
+        assert!(matches!(r.recv(Some(Duration::from_millis(50))), Err(ChannelError::Timeout)));
+        assert!(r.buf.len() <= READ_CHUNK, "{} bytes held for 6 received", r.buf.len());
+        // 100 KiB of payload: the buffer stays within twice what arrived.
+        raw.writer.write_all(&vec![b'y'; 100 * 1024]).unwrap();
+        assert!(matches!(r.recv(Some(Duration::from_millis(200))), Err(ChannelError::Timeout)));
+        assert!(r.buf.len() <= 2 * (100 * 1024 + 6) + READ_CHUNK, "{}", r.buf.len());
+    }
+
+    /// Past its share of the budget, a frame (raw or inflated) is an error
+    /// for that reader, and the lease is returned when the reader goes.
+    #[test]
+    fn the_budget_bounds_frames_and_inflation() {
+        let b: &'static budget::MemoryBudget = Box::leak(Box::new(budget::MemoryBudget::new(1 << 20)));
+        let (a, raw) = Stream::pair();
+        let mut r = FrameReader::with_budget(a.reader, &ChannelConfig::default(), b);
+        let big = vec![b'z'; 2 << 20];
+        let mut w = FrameWriter::new(raw.writer, &ChannelConfig { compress: false, ..Default::default() });
+        let sent = std::thread::spawn(move || {
+            let _ = w.send(&big);
+        });
+        let e = r.recv(Some(Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(e, ChannelError::MemoryBudget { .. }), "{e:?}");
+        drop(r);
+        assert_eq!(b.in_use(), 0);
+        (raw.closer)();
+        let _ = sent.join();
+
+        // A zlib bomb: 4 MiB of zeros in a few KiB, within max_frame_size.
+        let (a, raw) = Stream::pair();
+        let mut r = FrameReader::with_budget(a.reader, &ChannelConfig::default(), b);
+        let mut w = FrameWriter::new(raw.writer, &ChannelConfig::default());
+        w.send(&vec![0u8; 4 << 20]).unwrap();
+        let e = r.recv(Some(Duration::from_secs(5))).unwrap_err();
+        assert!(matches!(e, ChannelError::MemoryBudget { .. }), "{e:?}");
+        drop(r);
+        assert_eq!(b.in_use(), 0);
     }
 
     #[test]

@@ -59,13 +59,17 @@ pub mod channel;
 pub mod classic;
 #[cfg(feature = "cli")]
 pub mod cli;
+// Entry points for the coverage-guided fuzz targets (fuzz/): not part of
+// the supported API.
+#[doc(hidden)]
+pub mod fuzzing;
 // Support for the command-line tool (its argument parser for Python
 // literals): not part of the supported API.
 #[doc(hidden)]
 pub mod literal;
 pub mod protocol;
-pub mod registry;
 pub mod proxy;
+pub mod registry;
 pub mod server;
 pub mod service;
 pub mod stream;
@@ -79,3 +83,6 @@ pub use service::Expose;
 
 #[cfg(feature = "python")]
 mod python;
+#[cfg(feature = "python")]
+#[doc(hidden)]
+pub use python::fuzzing as python_fuzzing;

@@ -59,9 +59,17 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   through ``getattr``, but not as a method of the proxy class.
 - On TCP the engine sets ``TCP_NODELAY`` and acknowledges reads at once
   (``TCP_QUICKACK``), so a stock peer's Nagle algorithm cannot stall calls.
+- On an SSL socket, a send that fails because the peer has already ended
+  the session (it refused our certificate, say) raises ``EOFError`` with
+  the peer's TLS alert ("tlsv13 alert certificate required"), read before
+  the socket is closed. rpyc closes the socket first and reports "EOF
+  occurred in violation of protocol" whenever the peer's close beat our
+  first write, which is a matter of timing (see ``_SSLChannel``).
 """
 
 import socket
+import ssl
+import zlib
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from rpyc.core import consts
@@ -115,6 +123,74 @@ def _owned_socket(channel: Any) -> Tuple[Optional[int], str, bool]:
     return sock.fileno(), peer, sock.family != socket.AF_UNIX
 
 
+class _SSLChannel:
+    """rpyc's ``Channel`` over an SSL ``SocketStream``, as the engine sees it:
+    ``poll``/``recv``/``close``... are the channel's own; ``send`` frames
+    exactly as ``Channel.send`` does, but when the write fails it first reads
+    what the peer sent before going away, and the ``EOFError`` carries that.
+
+    Why: a TLS 1.3 server checks the client's certificate after the client
+    considers the handshake done; when it refuses, it sends an alert and
+    closes. If our first request goes out before that close, the write
+    succeeds and the next read raises the alert. If the close comes first,
+    the write fails ("EOF occurred in violation of protocol") and rpyc's
+    ``SocketStream.write`` closes the socket, losing the alert that is
+    already in its receive buffer. Which comes first is a race between two
+    processes (rpyc's own test_ssl.py::test_nokey loses it now and then on a
+    busy machine, stock or not); reading the alert after a failed write
+    makes the outcome the same every time.
+    """
+
+    __slots__ = ("_channel",)
+
+    def __init__(self, channel: Any) -> None:
+        self._channel = channel
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._channel, name)
+
+    def send(self, data: bytes) -> None:
+        ch = self._channel
+        if ch.compress and len(data) > ch.COMPRESSION_THRESHOLD:
+            compressed, data = 1, zlib.compress(data, ch.COMPRESSION_LEVEL)
+        else:
+            compressed = 0
+        buf = memoryview(ch.FRAME_HEADER.pack(len(data), compressed) + data + ch.FLUSHER)
+        stream = ch.stream
+        chunk = getattr(stream, "MAX_IO_CHUNK", 64000)
+        try:
+            while buf:
+                buf = buf[stream.sock.send(buf[:chunk]):]
+        except OSError as ex:  # ssl.SSLError included
+            reason = _last_words(stream.sock) or ex
+            stream.close()
+            raise EOFError(reason) from ex
+
+
+def _last_words(sock: Any) -> Optional[BaseException]:
+    """The TLS alert the peer sent before closing, if one is waiting to be
+    read (a failed write does not consume it); ``None`` otherwise."""
+    try:
+        sock.settimeout(0.2)
+        sock.recv(1)
+    except ssl.SSLError as e:
+        if "alert" in str(e):
+            return e
+    except (OSError, ValueError):
+        pass
+    return None
+
+
+def _engine_channel(channel: Any) -> Any:
+    """The channel the engine should use for a stream it cannot own: an
+    SSL socket stream behind a stock ``Channel`` gets :class:`_SSLChannel`."""
+    stream = getattr(channel, "stream", None)
+    if (type(channel) is Channel and type(stream) is SocketStream
+            and isinstance(getattr(stream, "sock", None), ssl.SSLSocket)):
+        return _SSLChannel(channel)
+    return channel
+
+
 # rpyc ships no type information, so its Connection is Any to mypy.
 class Connection(_RpycConnection):  # type: ignore[misc]
     """An rpyc ``Connection`` whose protocol engine is rpyc-rs.
@@ -141,7 +217,8 @@ class Connection(_RpycConnection):  # type: ignore[misc]
         try:
             _logging.sync_level()
             fd, peer, tcp = _owned_socket(channel)
-            self._engine = Engine(self, channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
+            engine_channel = channel if fd is not None else _engine_channel(channel)
+            self._engine = Engine(self, engine_channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
                                   tcp=tcp, legacy_framing=_LEGACY_FRAMING)
         except BaseException:
             self._closed = True

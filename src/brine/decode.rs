@@ -161,7 +161,17 @@ impl<'a> Decoder<'a> {
             return Err(BrineError::IntTooLong { offset, len: n, limit: self.max_int_digits });
         }
         let raw = self.take(n)?;
-        parse_int_text(raw).ok_or(BrineError::InvalidInt { offset })
+        let token = parse_int_text(raw).ok_or(BrineError::InvalidInt { offset })?;
+        if let Token::BigInt(text) = token {
+            // The length check above allows for a sign and whitespace;
+            // the digits themselves are held to the limit exactly, as
+            // CPython's `int()` does.
+            let digits = text.bytes().filter(u8::is_ascii_digit).count();
+            if digits > self.max_int_digits {
+                return Err(BrineError::IntTooLong { offset, len: digits, limit: self.max_int_digits });
+            }
+        }
+        Ok(token)
     }
 
     /// Reads one whole value (a compound with everything in it) without
@@ -326,5 +336,26 @@ mod tests {
         assert_eq!(parse_int_text(b"1_0"), None);
         assert_eq!(parse_int_text(b"-"), None);
         assert_eq!(parse_int_text(b""), None);
+    }
+
+    /// CPython's default: 4300 digits convert, 4301 do not; the bound is
+    /// configurable both ways.
+    #[test]
+    fn int_digit_limit_is_cpythons() {
+        let int_of = |digits: usize| {
+            let mut data = vec![tag::INT_L4];
+            data.extend((digits as u32).to_be_bytes());
+            data.extend(std::iter::repeat_n(b'7', digits));
+            data
+        };
+        let ok = int_of(4300);
+        assert!(matches!(Decoder::new(&ok).next_token(), Ok(Token::BigInt(_))));
+        let long = int_of(4301);
+        let e = Decoder::new(&long).next_token().unwrap_err();
+        assert!(matches!(e, BrineError::IntTooLong { len: 4301, limit: 4300, .. }), "{e:?}");
+        let opts = DecodeOptions::default().with_max_int_digits(5000);
+        assert!(Decoder::with_options(&long, opts).next_token().is_ok());
+        let opts = DecodeOptions::default().with_max_int_digits(100);
+        assert!(Decoder::with_options(&int_of(101), opts).next_token().is_err());
     }
 }

@@ -225,21 +225,30 @@ pub struct DecodeOptions {
     /// The deepest tuple nesting accepted (slices and frozensets count as a
     /// level too, since they contain a tuple).
     pub max_depth: usize,
-    /// The most digits an int may have. Converting decimal text to a big
-    /// int takes time quadratic in its length, so a peer could otherwise
-    /// stall us with a few megabytes of digits (Python itself refuses more
-    /// than 4300 digits since 3.11).
+    /// The most decimal digits an int may have. Converting decimal text to
+    /// a big int takes time quadratic in its length, so without a bound a
+    /// peer buys seconds of our CPU with a few kilobytes of digits. The
+    /// default is CPython's (`sys.get_int_max_str_digits()`, 4300), the
+    /// bound rpyc's own `int(...)` meets on a stock peer.
     pub max_int_digits: usize,
 }
 
-/// The default bound on an int's digits: far beyond any real value, and
-/// converted in a few milliseconds.
-pub const DEFAULT_MAX_INT_DIGITS: usize = 100_000;
+/// The default bound on an int's digits: CPython's default
+/// `sys.get_int_max_str_digits()` (3.11+), so both object worlds refuse
+/// exactly what stock Python refuses.
+pub const DEFAULT_MAX_INT_DIGITS: usize = 4300;
 
 impl DecodeOptions {
     /// The defaults with a different depth bound.
     pub fn with_max_depth(max_depth: usize) -> Self {
         DecodeOptions { max_depth, ..DecodeOptions::default() }
+    }
+
+    /// These options with a different int-digit bound (`usize::MAX`: none,
+    /// as Python's `sys.set_int_max_str_digits(0)`).
+    pub fn with_max_int_digits(mut self, max_int_digits: usize) -> Self {
+        self.max_int_digits = max_int_digits;
+        self
     }
 }
 

@@ -139,12 +139,24 @@ enum Command {
         /// Worker threads in pool mode.
         #[arg(long, default_value_t = 8)]
         workers: usize,
-        /// Most connections served at once; more wait to be accepted.
-        #[arg(long, default_value_t = 1024)]
+        /// Most connections open at once; a client past it is closed at once.
+        #[arg(long, default_value_t = rpyc_rs::server::DEFAULT_MAX_CONNECTIONS)]
         max_connections: usize,
         /// Register the service (as DEMO) with --registry while serving.
         #[arg(long)]
         register: bool,
+        /// Seconds running requests get to finish on SIGTERM/SIGINT (a
+        /// second signal exits at once).
+        #[arg(long, default_value_t = 5.0, value_parser = seconds)]
+        grace: f64,
+        /// Close a connection after this many seconds without a request
+        /// (default: never).
+        #[arg(long, value_parser = seconds)]
+        idle_timeout: Option<f64>,
+        /// End a connection whose client reads nothing of a reply for this
+        /// many seconds (0: wait forever).
+        #[arg(long, default_value_t = 10.0, value_parser = seconds)]
+        write_timeout: f64,
     },
     /// Serve an rpyc registry (what rpyc_registry does) until SIGINT/SIGTERM.
     Registry(net::RegistryCmd),
@@ -155,6 +167,16 @@ enum Command {
     Proxy(proxy::ProxyArgs),
     /// Read captured RPyC bytes (Wireshark raw, `proxy --record`) as a trace.
     Decode(decode::DecodeArgs),
+}
+
+/// Parses a number of seconds: finite, not negative, at most a day.
+fn seconds(text: &str) -> Result<f64, String> {
+    let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
+    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
+        Ok(v)
+    } else {
+        Err(format!("{text} is not between 0 and 86400 seconds"))
+    }
 }
 
 /// The largest `--size` accepted: far beyond any useful latency probe, and
@@ -403,14 +425,37 @@ fn run(cli: Cli) -> Result<(), Failure> {
     let _ = NET.set(connector(&cli)?);
     match cli.command {
         Command::Ping { addr, count, size } => ping(&addr, count, size as usize, timeout),
-        Command::Serve { host, port, unix, mode, workers, max_connections, register } => {
+        Command::Serve {
+            host,
+            port,
+            unix,
+            mode,
+            workers,
+            max_connections,
+            register,
+            grace,
+            idle_timeout,
+            write_timeout,
+        } => {
             let tls = cli.tls.server().map_err(Failure::other)?;
             let register = match register {
                 true => Some(cli.registry.client(Duration::from_secs(2)).map_err(Failure::other)?),
                 false => None,
             };
-            serve::serve(serve::ServeArgs { host, port, unix, mode, workers, max_connections, tls, register })
-                .map_err(Failure::other)
+            serve::serve(serve::ServeArgs {
+                host,
+                port,
+                unix,
+                mode,
+                workers,
+                max_connections,
+                grace: Duration::from_secs_f64(grace),
+                idle_timeout: idle_timeout.map(Duration::from_secs_f64),
+                write_timeout: (write_timeout > 0.0).then(|| Duration::from_secs_f64(write_timeout)),
+                tls,
+                register,
+            })
+            .map_err(Failure::other)
         }
         Command::Registry(cmd) => net::registry(cmd).map_err(Failure::other),
         Command::List => {

@@ -11,7 +11,6 @@
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -169,7 +168,7 @@ pub fn registry(cmd: RegistryCmd) -> Result<(), String> {
         let _ = writeln!(out, "registry listening on {addr} ({transport}, {listing}); Ctrl-C stops");
         let _ = out.flush();
     }
-    while !super::serve::STOP.load(Ordering::SeqCst) && handle.is_running() {
+    while !super::serve::stopped() && handle.is_running() {
         std::thread::sleep(Duration::from_millis(50));
     }
     handle.stop().map_err(|e| format!("the registry stopped with an error: {e}"))?;

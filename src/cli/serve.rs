@@ -2,12 +2,14 @@
 //! rpyc clients to try (see `rpyc_rs::service::demo` for what it exposes).
 //!
 //! Prints the address it listens on as the first line of stdout (`listening
-//! on 127.0.0.1:18861`), so scripts can wait for it, and shuts down cleanly
-//! (closing every connection) on SIGINT or SIGTERM.
+//! on 127.0.0.1:18861`), so scripts can wait for it. On SIGINT or SIGTERM it
+//! stops accepting, closes idle connections, gives running requests the
+//! grace period (`--grace`) to finish, then exits; a second signal exits at
+//! once, whatever is running.
 
 use std::io::Write;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use clap::ValueEnum;
@@ -36,21 +38,47 @@ pub struct ServeArgs {
     pub mode: ServeMode,
     pub workers: usize,
     pub max_connections: usize,
+    pub grace: Duration,
+    pub idle_timeout: Option<Duration>,
+    pub write_timeout: Option<Duration>,
     /// Serve TLS (`--tls --cert --key [--ca]`).
     pub tls: Option<TlsAcceptor>,
     /// Register as DEMO with this registry while serving (`--register`).
     pub register: Option<RegistryClient>,
 }
 
-/// Set by SIGINT/SIGTERM (also for `rpyc-rs registry`).
-pub static STOP: AtomicBool = AtomicBool::new(false);
+/// Signals received so far.
+static SIGNALS: AtomicUsize = AtomicUsize::new(0);
 
-extern "C" fn on_signal(_sig: libc::c_int) {
-    // Only an atomic store: the one thing a signal handler may safely do.
-    STOP.store(true, Ordering::SeqCst);
+/// True once SIGINT or SIGTERM has arrived (also for `rpyc-rs registry`).
+pub fn stopped() -> bool {
+    SIGNALS.load(Ordering::SeqCst) > 0
 }
 
-/// Makes SIGINT and SIGTERM set [`STOP`].
+extern "C" fn on_signal(_sig: libc::c_int) {
+    // Only an atomic update and `_exit`: both async-signal-safe.
+    if SIGNALS.fetch_add(1, Ordering::SeqCst) >= 1 {
+        // SAFETY: `_exit` is async-signal-safe; a second signal means "now",
+        // so nothing (no destructor, no handler still running) is waited for.
+        unsafe { libc::_exit(130) };
+    }
+}
+
+/// Raises the soft descriptor limit to the hard one (Linux often starts
+/// at 1024): each connection needs one, and running out would refuse
+/// clients long before `--max-connections`.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit/setrlimit with a valid rlimit on the stack.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim) == 0 && lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max;
+            libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        }
+    }
+}
+
+/// Makes SIGINT and SIGTERM count in [`stopped`] (a second one exits at once).
 pub fn install_signal_handlers() {
     for sig in [libc::SIGINT, libc::SIGTERM] {
         // SAFETY: a plain C handler that only stores to an atomic.
@@ -68,7 +96,13 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         ServeMode::Pool => Mode::Pool { workers: args.workers.max(1) },
         ServeMode::Oneshot => Mode::OneShot,
     };
-    let mut b = ServerBuilder::new(demo_service).mode(mode).max_connections(args.max_connections);
+    raise_fd_limit();
+    let mut b = ServerBuilder::new(demo_service)
+        .mode(mode)
+        .max_connections(args.max_connections)
+        .grace(args.grace)
+        .idle_timeout(args.idle_timeout)
+        .write_timeout(args.write_timeout);
     let tls = args.tls.is_some();
     if let Some(acceptor) = args.tls {
         b = b.tls(acceptor);
@@ -96,14 +130,14 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
         let _ = writeln!(out, "listening on {addr} ({:?}{tls}); demo service DEMO; Ctrl-C stops", args.mode);
         let _ = out.flush();
     }
-    let stop = handle.shutdown_handle();
-    while !STOP.load(Ordering::SeqCst) {
+    while SIGNALS.load(Ordering::SeqCst) == 0 {
         if args.mode == ServeMode::Oneshot && handle.is_finished() {
             break;
         }
         std::thread::sleep(Duration::from_millis(50));
     }
-    stop.shutdown();
+    // Returns within about the grace period: handlers still running then
+    // are abandoned, and end with the process.
     handle.shutdown().map_err(|e| format!("server stopped with an error: {e}"))?;
     eprintln!("rpyc-rs: server on {addr} stopped");
     Ok(())

@@ -41,6 +41,9 @@ pub struct Config {
     pub channel: ChannelConfig,
     /// The deepest nesting accepted in a message from the peer.
     pub max_depth: usize,
+    /// The most digits an int from the peer may have (CPython's default
+    /// `sys.get_int_max_str_digits()`, 4300; `usize::MAX` for none).
+    pub max_int_digits: usize,
     /// Which attributes of our objects the peer may reach.
     pub policy: AttrPolicy,
     /// Send our traceback text with exceptions (rpyc's
@@ -64,6 +67,7 @@ impl Default for Config {
             sync_request_timeout: Some(Duration::from_secs(30)),
             channel: ChannelConfig::default(),
             max_depth: crate::brine::DEFAULT_MAX_DEPTH,
+            max_int_digits: crate::brine::DEFAULT_MAX_INT_DIGITS,
             policy: AttrPolicy::default(),
             include_local_traceback: true,
             connect_timeout: Some(Duration::from_secs(10)),
@@ -74,6 +78,10 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The brine bounds messages from the peer are decoded with.
+    pub(crate) fn decode_options(&self) -> crate::brine::DecodeOptions {
+        crate::brine::DecodeOptions::with_max_depth(self.max_depth).with_max_int_digits(self.max_int_digits)
+    }
     /// Sets the sync request timeout.
     pub fn with_timeout(mut self, t: Option<Duration>) -> Self {
         self.sync_request_timeout = t;

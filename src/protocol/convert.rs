@@ -102,8 +102,15 @@ impl FromObject for f64 {
     fn from_object(obj: Object) -> Result<Self> {
         match obj {
             Object::Value(Value::Float(x)) => Ok(x),
-            // Python code freely passes ints where floats are meant.
+            // Python code freely passes ints where floats are meant
+            // (rounded to the nearest float, as Python's float(n) does).
             Object::Value(Value::Int(n)) => Ok(n as f64),
+            // A big int converts as float(n) would: rounded, or refused
+            // (Python's OverflowError) when it is past the float range,
+            // never turned into infinity.
+            Object::Value(Value::BigInt(n)) => num_traits::ToPrimitive::to_f64(&n)
+                .filter(|x| x.is_finite())
+                .ok_or_else(|| Error::type_mismatch("an int that fits a float", "a larger int")),
             other => Err(Error::type_mismatch("float", other.type_name())),
         }
     }
@@ -241,5 +248,21 @@ mod tests {
         let v = Object::from(Value::Tuple(vec![Value::from(1.5), Value::from(2)]));
         assert_eq!(Vec::<f64>::from_object(v).unwrap(), vec![1.5, 2.0]);
         assert_eq!((1, "x", 2.5).into_args().len(), 3);
+    }
+
+    /// A value the peer picks never wraps into a fixed-width int: out of
+    /// range is a type error naming the value (issue 14).
+    #[test]
+    fn out_of_range_ints_are_refused_not_wrapped() {
+        let big = |text: &str| Object::from(Value::int(text.parse::<BigInt>().unwrap()));
+        assert!(i64::from_object(big("9223372036854775808")).is_err());
+        assert!(u64::from_object(Object::from(-1)).is_err());
+        assert!(i32::from_object(Object::from(i64::from(i32::MAX) + 1)).is_err());
+        assert!(usize::from_object(Object::from(-5)).is_err());
+        assert_eq!(u64::from_object(big("18446744073709551615")).unwrap(), u64::MAX);
+        assert_eq!(i128::from_object(big("-170141183460469231731687303715884105728")).unwrap(), i128::MIN);
+        assert!(u128::from_object(big("340282366920938463463374607431768211456")).is_err());
+        assert_eq!(f64::from_object(big("100000000000000000000")).unwrap(), 1e20);
+        assert!(f64::from_object(big(&format!("1{}", "0".repeat(400)))).is_err());
     }
 }

@@ -83,7 +83,11 @@ pub(crate) fn run(conn: &Connection, handler: Handler, args: Vec<Object>) -> Out
             let obj = local(arg(&mut a))?;
             let name = resolve(inner, &name_of(arg(&mut a))?, Access::Get)?;
             match obj.getattr(conn, &name) {
-                Err(e) if e.is("AttributeError") && obj.methods().iter().any(|(m, _)| *m == name) => {
+                Err(e)
+                    if e.is("AttributeError")
+                        && (crate::service::is_object_dunder(&name)
+                            || obj.methods().iter().any(|(m, _)| *m == name)) =>
+                {
                     Ok(Object::Local(Arc::new(MethodRef { obj, name })))
                 }
                 other => other,

@@ -36,7 +36,7 @@ impl World for Inner {
     }
 
     fn decode_options(&self) -> DecodeOptions {
-        DecodeOptions::with_max_depth(self.config.max_depth)
+        self.config.decode_options()
     }
 
     fn blocking<T: Send>(&self, f: impl FnOnce() -> T + Send) -> T {

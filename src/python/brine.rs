@@ -44,7 +44,7 @@ use pyo3::{intern, Borrowed, PyTypeInfo};
 
 use crate::brine::{
     self as codec, put_bool, put_bytes, put_complex, put_float, put_frozenset_header, put_int, put_int_text,
-    put_none, put_slice_header, put_str, put_tuple_header, Decoder, Token, DEFAULT_MAX_DEPTH,
+    put_none, put_slice_header, put_str, put_tuple_header, DecodeOptions, Decoder, Token, DEFAULT_MAX_DEPTH,
 };
 
 pyo3::create_exception!(
@@ -58,6 +58,24 @@ pyo3::create_exception!(
 /// accepts. It equals the decoder's default bound, so whatever we dump we can
 /// also load; rpyc itself hits Python's recursion limit near 500 levels.
 pub(crate) const MAX_DUMP_DEPTH: usize = DEFAULT_MAX_DEPTH;
+
+/// The decoder bounds for this interpreter: the int-digit bound follows
+/// `sys.get_int_max_str_digits()` (4300 by default; 0 means no bound), so
+/// one setting governs both Python's own `int()` and what we accept off
+/// the wire. The lookup is cached; the call costs a few tens of ns.
+pub(crate) fn decode_options(py: Python<'_>) -> DecodeOptions {
+    static GETTER: pyo3::sync::PyOnceLock<Py<PyAny>> = pyo3::sync::PyOnceLock::new();
+    let limit = GETTER
+        .get_or_try_init(py, || py.import("sys")?.getattr("get_int_max_str_digits").map(Bound::unbind))
+        .and_then(|f| f.call0(py))
+        .and_then(|n| n.extract::<usize>(py));
+    match limit {
+        Ok(0) => DecodeOptions::default().with_max_int_digits(usize::MAX),
+        Ok(n) => DecodeOptions::default().with_max_int_digits(n),
+        // Before 3.11 there is no such setting: keep the default bound.
+        Err(_) => DecodeOptions::default(),
+    }
+}
 
 /// Turns a codec error into the Python `BrineError` (a `ValueError`).
 pub(crate) fn to_py_err(e: codec::BrineError) -> PyErr {
@@ -568,7 +586,7 @@ fn brine_load<'py>(data: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
 }
 
 fn load_all<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyAny>> {
-    let mut dec = Decoder::new(data);
+    let mut dec = Decoder::with_options(data, decode_options(py));
     let obj = load_from(py, &mut dec)?;
     dec.finish().map_err(to_py_err)?;
     Ok(obj)

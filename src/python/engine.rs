@@ -286,7 +286,7 @@ impl Engine {
                 native_id_pack: rpyc.rpyc6,
                 fast_proxies,
                 native_handlers,
-                opts: DecodeOptions::default(),
+                opts: crate::python::brine::decode_options(py),
             }
         });
         world.core.set_legacy_framing(legacy_framing);

@@ -23,6 +23,38 @@ mod tables;
 mod transport;
 mod world;
 
+/// Entry points for the coverage-guided fuzzers in `fuzz/`; not API.
+#[doc(hidden)]
+pub mod fuzzing {
+    use pyo3::prelude::*;
+
+    /// Loads `data` as brine into Python objects (in an interpreter the
+    /// caller has started); what loads must dump, and the dump must load
+    /// again to the same bytes. Panics on a broken invariant.
+    pub fn brine_round_trip(data: &[u8]) {
+        Python::attach(|py| {
+            let mut dec = crate::brine::Decoder::with_options(data, super::brine::decode_options(py));
+            let Ok(obj) = super::brine::load_from(py, &mut dec) else { return };
+            let mut once = Vec::new();
+            if let Err(e) = super::brine::dump_into(&obj, &mut once, 0) {
+                panic!("a loaded value does not dump: {e}");
+            }
+            let mut dec = crate::brine::Decoder::with_options(&once, super::brine::decode_options(py));
+            let again = match super::brine::load_from(py, &mut dec) {
+                Ok(o) => o,
+                Err(e) => panic!("a dump does not load: {e}"),
+            };
+            let mut twice = Vec::new();
+            if let Err(e) = super::brine::dump_into(&again, &mut twice, 0) {
+                panic!("a reloaded value does not dump: {e}");
+            }
+            // Frozensets may iterate in another order once rebuilt; the
+            // size is the invariant that holds for every value.
+            assert_eq!(once.len(), twice.len(), "dump(load(dump(x))) changed size");
+        })
+    }
+}
+
 /// The module initialiser Python calls on `import rpyc_rs._native`.
 ///
 /// Each submodule of this directory registers its own functions and classes,

@@ -445,6 +445,9 @@ impl Expose for BuiltObject {
                 _ => {}
             }
         }
+        if name == "__doc__" {
+            return Ok(Object::Value(Value::None));
+        }
         Err(self.no_attr(name))
     }
 
@@ -465,6 +468,15 @@ impl Expose for BuiltObject {
     }
 
     fn call_method(&self, conn: &Connection, name: &str, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        // `obj.__repr__()` and the like in one CALLATTR, for an object
+        // that does not define its own.
+        let own = self.methods.contains_key(name) || self.self_methods.contains_key(name);
+        if super::is_object_dunder(name) && !own {
+            if let Some(me) = self.me.upgrade() {
+                let me: Arc<dyn Expose> = me;
+                return super::object_dunder(&me, conn, name, args);
+            }
+        }
         match self.invoke(conn, name, args, kwargs) {
             Some(r) => r,
             None => match self.getattr(conn, name)? {

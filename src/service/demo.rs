@@ -104,20 +104,42 @@ fn counter(start: i64) -> Object {
     let n = Arc::new(AtomicI64::new(start));
     let (inc, val, enter, rep) = (n.clone(), n.clone(), n.clone(), n);
     ObjectBuilder::new("rpyc_rs.demo.Counter")
-        .method("increment", move |by: Option<i64>| {
+        .method("increment", move |by: Option<i64>| -> HandlerResult {
+            // A peer picks both the start and the step: past i64 the count
+            // is an OverflowError, never a silent wrap to a negative value.
             let by = by.unwrap_or(1);
-            inc.fetch_add(by, Ordering::SeqCst) + by
+            checked_bump(&inc, by).map(Object::from)
         })
         .params("increment", &["by"])
         .property("value", move || val.load(Ordering::SeqCst))
         // `with counter() as c:` gives the counter itself and counts the
         // block as one use.
         .self_method("__enter__", move || {
-            enter.fetch_add(1, Ordering::SeqCst);
+            // At i64::MAX the use is not counted rather than wrapped
+            // (`__enter__` must return the counter itself, not fail).
+            let _ = checked_bump(&enter, 1);
         })
         .method("__exit__", |_a: &Args<'_>| false)
         .repr(move || format!("Counter({})", rep.load(Ordering::SeqCst)))
         .into_object()
+}
+
+/// Adds `by` to the counter, or fails with OverflowError (leaving it as it
+/// was) when the sum does not fit an i64.
+fn checked_bump(n: &AtomicI64, by: i64) -> Result<i64, RemoteException> {
+    let mut cur = n.load(Ordering::SeqCst);
+    loop {
+        let next = cur.checked_add(by).ok_or_else(|| {
+            RemoteException::builtin(
+                "OverflowError",
+                format!("counter {cur} + {by} does not fit a 64-bit int"),
+            )
+        })?;
+        match n.compare_exchange_weak(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+            Ok(_) => return Ok(next),
+            Err(actual) => cur = actual,
+        }
+    }
 }
 
 fn countdown(n: i64) -> HandlerResult {
@@ -130,6 +152,7 @@ fn countdown(n: i64) -> HandlerResult {
         .method("__len__", move || *len_n)
         .method("__getitem__", move |i: i64| -> HandlerResult {
             let len = *get_n;
+            // `len` is at most 10^7, so `i + len` cannot overflow for i < 0.
             let idx = if i < 0 { i + len } else { i };
             if (0..len).contains(&idx) {
                 Ok(Object::from(len - idx))
@@ -165,5 +188,22 @@ fn caller_function(o: Object) -> Result<NetRef, RemoteException> {
             "call_back() needs a function of the caller, got {}",
             other.type_name()
         ))),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counter_refuses_to_wrap() {
+        let n = AtomicI64::new(i64::MAX - 1);
+        assert_eq!(checked_bump(&n, 1).ok(), Some(i64::MAX));
+        let e = checked_bump(&n, 1).err().map(|e| e.is("OverflowError"));
+        assert_eq!(e, Some(true));
+        assert_eq!(n.load(Ordering::SeqCst), i64::MAX, "a refused step leaves the count alone");
+        let n = AtomicI64::new(i64::MIN);
+        assert!(checked_bump(&n, -1).is_err());
+        assert_eq!(checked_bump(&n, i64::MAX).ok(), Some(-1));
     }
 }

@@ -77,8 +77,16 @@ pub trait Expose: Send + Sync + 'static {
         "rpyc_rs.RustObject"
     }
 
-    /// `getattr(obj, name)`, after the policy check.
+    /// `getattr(obj, name)`, after the policy check. The default has
+    /// only `__doc__` (None), which every Python object has; the other
+    /// dunders every object has and rpyc's `safe_attrs` lets a peer reach
+    /// (`__repr__`, `__str__`, `__hash__`, `__eq__`, `__format__`,
+    /// `__new__`, ...) are answered for any object from its `repr`, `str`,
+    /// `hash` and `compare`.
     fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+        if name == "__doc__" {
+            return Ok(Object::Value(crate::brine::Value::None));
+        }
         Err(RemoteException::attribute_error(format!(
             "'{}' object has no attribute '{name}'",
             short_name(self.type_name())
@@ -246,6 +254,77 @@ where
     Object::Local(Arc::new(Function::new(name, f)))
 }
 
+/// The methods every Python object has that rpyc's `safe_attrs` lets a
+/// peer reach: a Rust object without its own answers them from
+/// [`Expose::repr`], [`Expose::str`], [`Expose::hash`] and
+/// [`Expose::compare`], as a plain Python object would.
+const OBJECT_DUNDERS: &[&str] = &[
+    "__repr__",
+    "__str__",
+    "__hash__",
+    "__eq__",
+    "__ne__",
+    "__lt__",
+    "__le__",
+    "__gt__",
+    "__ge__",
+    "__format__",
+    "__new__",
+];
+
+/// True for a name in [`OBJECT_DUNDERS`]: the dispatcher then hands the
+/// peer a bound method even though the object does not list it.
+pub(crate) fn is_object_dunder(name: &str) -> bool {
+    OBJECT_DUNDERS.contains(&name)
+}
+
+/// Calls one of [`OBJECT_DUNDERS`] on `obj` the way `object` would.
+pub(crate) fn object_dunder(
+    obj: &Arc<dyn Expose>,
+    conn: &Connection,
+    name: &str,
+    args: Vec<Object>,
+) -> HandlerResult {
+    let mut args = args.into_iter();
+    let short = short_name(obj.type_name()).to_string();
+    match name {
+        "__repr__" => obj.repr(conn).map(Object::from),
+        "__str__" => obj.str(conn).map(Object::from),
+        // The same identity hash the HASH handler answers.
+        "__hash__" => {
+            Ok(Object::from(obj.hash(conn)?.unwrap_or(Arc::as_ptr(obj) as *const () as usize as i64 >> 4)))
+        }
+        "__format__" => {
+            let spec = match args.next() {
+                Some(Object::Value(crate::brine::Value::Str(s))) => s,
+                Some(other) => {
+                    return Err(RemoteException::type_error(format!(
+                        "__format__() argument must be str, not {}",
+                        other.type_name()
+                    )))
+                }
+                None => {
+                    return Err(RemoteException::type_error(
+                        "__format__() takes exactly one argument (0 given)",
+                    ))
+                }
+            };
+            if spec.is_empty() {
+                obj.str(conn).map(Object::from)
+            } else {
+                Err(RemoteException::type_error(format!(
+                    "unsupported format string passed to {short}.__format__"
+                )))
+            }
+        }
+        "__new__" => Err(RemoteException::type_error(format!("cannot create '{short}' instances"))),
+        op => match args.next() {
+            Some(other) => obj.compare(conn, op, &other),
+            None => Err(RemoteException::type_error(format!("expected 1 argument, got 0 for {op}"))),
+        },
+    }
+}
+
 /// `obj.name` for a method the object lists in [`Expose::methods`] but does
 /// not return from [`Expose::getattr`]: a callable that runs
 /// `obj.call_method(name, ...)`. A Python client reaches methods by
@@ -262,7 +341,21 @@ impl Expose for MethodRef {
         "builtins.method"
     }
     fn call(&self, conn: &Connection, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
+        if is_object_dunder(&self.name) && !self.obj.methods().iter().any(|(m, _)| *m == self.name) {
+            return object_dunder(&self.obj, conn, &self.name, args);
+        }
         self.obj.call_method(conn, &self.name, args, kwargs)
+    }
+    fn getattr(&self, _conn: &Connection, name: &str) -> HandlerResult {
+        match name {
+            "__name__" | "__qualname__" => Ok(Object::from(self.name.as_str())),
+            // The method's docstring, as INSPECT lists it.
+            "__doc__" => {
+                let doc = self.obj.methods().into_iter().find(|(m, _)| *m == self.name).and_then(|(_, d)| d);
+                Ok(Object::from(doc.map_or(crate::brine::Value::None, crate::brine::Value::Str)))
+            }
+            _ => Err(RemoteException::attribute_error(format!("'method' object has no attribute '{name}'"))),
+        }
     }
     fn call_method(&self, conn: &Connection, name: &str, args: Vec<Object>, kwargs: Kwargs) -> HandlerResult {
         match name {

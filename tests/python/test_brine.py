@@ -256,10 +256,29 @@ def test_unhashable_frozenset_member_is_malformed() -> None:
 
 @pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="no int/str digit limit")
 def test_int_past_the_digit_limit_is_malformed() -> None:
+    # Refused by the decoder, before any conversion work (issue 14: CPU
+    # follows bytes), at the interpreter's own limit.
     digits = b"7" * (sys.get_int_max_str_digits() + 1)
     data = b"\x17" + struct.pack(">L", len(digits)) + digits
-    with pytest.raises(BrineError, match="cannot be converted"):
+    with pytest.raises(BrineError, match="more than the limit"):
         brine.load(data)
+
+
+@pytest.mark.skipif(not hasattr(sys, "get_int_max_str_digits"), reason="no int/str digit limit")
+def test_the_digit_limit_follows_sys_set_int_max_str_digits() -> None:
+    before = sys.get_int_max_str_digits()
+    digits = b"7" * 5000
+    data = b"\x17" + struct.pack(">L", len(digits)) + digits
+    try:
+        sys.set_int_max_str_digits(6000)
+        assert brine.load(data) == int(digits)
+        sys.set_int_max_str_digits(0)  # no limit, as in Python
+        assert brine.load(data) == int(digits)
+        sys.set_int_max_str_digits(4999)
+        with pytest.raises(BrineError, match="more than the limit"):
+            brine.load(data)
+    finally:
+        sys.set_int_max_str_digits(before)
 
 
 def test_random_corruption_never_escapes_brine_error() -> None:
