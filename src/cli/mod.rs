@@ -24,9 +24,9 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 
+mod decode;
 mod logging;
 mod net;
-mod decode;
 mod proxy;
 mod serve;
 
