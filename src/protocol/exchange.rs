@@ -248,8 +248,9 @@ fn decode_request<W: World>(w: &W, msg: &Incoming, handler: &mut Option<i64>) ->
 /// Serves one request and sends its answer, in rpyc's order of side effects
 /// (`_dispatch_request`): decode, run the handler, box the result (a failure
 /// to box is answered like a failed handler), frame the REPLY or the
-/// EXCEPTION, send; only then may the arguments and the result die, so a
-/// proxy among them sends its DEL after our reply, never before it.
+/// EXCEPTION, send. The DEL of a proxy among the arguments or the result
+/// reaches the peer after our answer, never before it (rpyc drops them
+/// after its send); the answer to a DEL waits for our next frame.
 ///
 /// A message that is not well-formed brine ends the connection without an
 /// answer; a well-formed request that means nothing (an unknown handler or
