@@ -79,7 +79,7 @@ fn fuzz_root() -> Arc<dyn Expose> {
 
 /// Message parsing and dispatch into a Rust service: `data` is a sequence
 /// of payloads, each preceded by its length as two big-endian bytes, sent
-/// as frames to a connection serving [`fuzz_root`]. The connection must
+/// as frames to a connection serving `fuzz_root`. The connection must
 /// serve or refuse every one of them without panicking or hanging.
 pub fn dispatch(data: &[u8]) {
     let (a, mut b) = Stream::pair();
