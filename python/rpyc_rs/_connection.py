@@ -20,15 +20,27 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   supported: creating a connection with it raises ``ValueError``.
 - The engine boxes, unboxes, sends and dispatches itself. It calls rpyc's
   ``_HANDLERS``, ``_netref_factory``, ``_box_exc``/``_unbox_exc``,
-  ``_local_objects``, ``_proxy_cache`` and ``_config``, but a subclass that
-  overrides ``_box``, ``_unbox``, ``_send``, ``_dispatch``,
-  ``_dispatch_request`` or ``sync_request`` is not consulted (``_send``
-  raises ``NotImplementedError``). ``sync_request`` is an instance attribute
-  bound to the engine, and ``serve_all`` loops in the engine rather than
-  calling ``serve`` per message. When ``_HANDLERS[HANDLE_CALL]`` is rpyc's
-  own ``_handle_call``, the engine runs its one line,
-  ``obj(*args, **dict(kwargs))``, itself (a remote traceback then has no
-  ``_handle_call`` frame); a subclass's own handler is called as usual.
+  ``_proxy_cache`` and ``_config``, but a subclass that overrides ``_box``,
+  ``_unbox``, ``_send``, ``_dispatch``, ``_dispatch_request`` or
+  ``sync_request`` is not consulted (``_send`` raises
+  ``NotImplementedError``). ``sync_request`` and ``async_request`` are
+  instance attributes bound to the engine (unless a subclass defines its
+  own ``async_request``), and ``serve_all`` loops in the engine rather than
+  calling ``serve`` per message.
+- ``_local_objects`` is ``rpyc_rs._native.LocalObjects``: rpyc's
+  ``RefCountingColl`` (same methods and ``_dict``), native.
+- When the handler for a request is rpyc's own and the class overrides
+  none of ``_access_attr``, ``_check_attr``, ``_handle_getattr`` and
+  ``_handle_call``, the engine serves CALL, GETATTR, SETATTR, DELATTR,
+  CALLATTR, DEL and the lookups inside CMP and CTXEXIT itself, with rpyc's
+  semantics (policy over the live ``_config``, ``_rpyc_*`` overrides, the
+  same exceptions); a remote traceback then has no frames of rpyc's
+  handlers. A subclass's own handler is called as usual.
+- A dropped proxy's DEL goes out in the same write as the next frame this
+  side sends (ahead of it), or before this side next blocks reading; the
+  answer to the peer's DEL likewise rides with the next frame. The peer
+  frees objects in the same order as with stock rpyc, only not always at
+  the same moment.
 - ``async_request(HANDLE_DEL, ...)`` (what a netref's ``__del__`` sends)
   returns ``None`` rather than an ``AsyncResult``: nobody waits for it.
 - A message that is not well-formed (bad brine, an unknown message type, a

@@ -5,9 +5,11 @@
 //! `python/rpyc_rs/_connection.py`) creates one engine and routes the hot
 //! path to it: `sync_request`, `async_request` and `serve`. Framing,
 //! compression, brine, boxing, the seq table and the read loop run here, with
-//! the GIL released around socket I/O; Python code runs only where user
-//! objects are touched, through rpyc's own request handlers, netref classes,
-//! refcount table and vinegar, so behaviour stays rpyc's.
+//! the GIL released around socket I/O; requests go through the shared
+//! request/reply/serve path (`crate::protocol::exchange`) with the Python
+//! world's leaves (`world.rs`). rpyc's own handlers run where `attrs.rs` and
+//! the native CALL do not take over, and its netref classes and vinegar stay
+//! in charge, so behaviour stays rpyc's.
 //!
 //! The engine holds the Python connection only weakly (a weakref), so a
 //! connection nobody references is still collected and closed by rpyc's
