@@ -11,7 +11,7 @@ from the Rust crate by maturin; this package only gives it a Python face.
   ``rpyc.core.brine``.
 """
 
-from typing import TYPE_CHECKING, Any, Literal, Optional
+from typing import TYPE_CHECKING, Any, Literal, Optional, Tuple
 
 from rpyc_rs._native import __version__
 from rpyc_rs import brine
@@ -23,6 +23,8 @@ __all__ = ["__version__", "brine", "Connection", "install", "uninstall", "instal
 
 # The Service._protocol that install() replaced (a class), to put back.
 _saved_protocol: Optional[type] = None
+# rpyc.core.netref's syncreq/asyncreq that install() replaced, to put back.
+_saved_netref_helpers: Optional[Tuple[Any, Any]] = None
 
 
 def __getattr__(name: str) -> Any:
@@ -43,20 +45,30 @@ def install() -> None:
     instantiates for each connection; services that set their own
     ``_protocol`` keep it. Calling it again is harmless.
     """
-    global _saved_protocol
+    global _saved_protocol, _saved_netref_helpers
+    from rpyc.core import netref
     from rpyc.core.service import Service
+    from rpyc_rs import _native
     from rpyc_rs._connection import Connection
 
     if Service.__dict__.get("_protocol") is not Connection:
         _saved_protocol = Service.__dict__.get("_protocol")
         Service._protocol = Connection
+    # Every netref method calls netref.syncreq (and __del__ asyncreq), a
+    # Python frame between the proxy and the engine; the native ones do the
+    # same two steps for any connection, rpyc's own included.
+    if _saved_netref_helpers is None:
+        _saved_netref_helpers = (netref.syncreq, netref.asyncreq)
+        netref.syncreq = _native.syncreq
+        netref.asyncreq = _native.asyncreq
 
 
 def uninstall() -> None:
     """Undoes :func:`install`: new connections use rpyc's own engine again.
     Connections already open keep the engine they have. Without a prior
     :func:`install` it does nothing."""
-    global _saved_protocol
+    global _saved_protocol, _saved_netref_helpers
+    from rpyc.core import netref
     from rpyc.core.service import Service
     from rpyc.core.protocol import Connection as RpycConnection
     from rpyc_rs._connection import Connection
@@ -64,6 +76,9 @@ def uninstall() -> None:
     if Service.__dict__.get("_protocol") is Connection:
         Service._protocol = _saved_protocol or RpycConnection
     _saved_protocol = None
+    if _saved_netref_helpers is not None:
+        netref.syncreq, netref.asyncreq = _saved_netref_helpers
+        _saved_netref_helpers = None
 
 
 def installed() -> Literal["rpyc_rs", "rpyc"]:

@@ -170,6 +170,15 @@ def get_id_pack(obj: object) -> Any:
     where nothing in rpyc's lookups could run user code, else (and always
     under rpyc 5) by ``rpyc.lib.get_id_pack``."""
 
+def syncreq(proxy: Any, handler: int, *args: Any) -> Any:
+    """rpyc's ``netref.syncreq``: ``conn.sync_request(handler, proxy, *args)``
+    with ``conn`` the proxy's ``____conn__``; ``install()`` puts it in
+    ``rpyc.core.netref``."""
+
+def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:
+    """rpyc's ``netref.asyncreq``: ``conn.async_request(handler, proxy,
+    *args)``; ``install()`` puts it in ``rpyc.core.netref``."""
+
 def _at_exit() -> None:
     """The ``atexit`` hook the module registers at import: from then on,
     threads blocked in the engine do not re-enter the exiting interpreter."""

@@ -179,18 +179,22 @@ impl<'a> Decoder<'a> {
     /// within the limits before acting on any of them.
     pub fn skip_value(&mut self) -> Result<(), BrineError> {
         // Items still to read at each open level; one value at the start.
-        let mut pending: Vec<usize> = Vec::new();
+        // Messages nest a few levels deep, so the first levels live on the
+        // stack: checking a message allocates nothing.
+        const INLINE: usize = 16;
+        let mut inline = [0usize; INLINE];
+        let mut deeper: Vec<usize> = Vec::new();
+        let mut depth = 0usize;
         let mut left = 1usize;
         loop {
             if left == 0 {
-                match pending.pop() {
-                    Some(outer) => {
-                        self.leave();
-                        left = outer;
-                        continue;
-                    }
-                    None => return Ok(()),
+                if depth == 0 {
+                    return Ok(());
                 }
+                depth -= 1;
+                left = if depth < INLINE { inline[depth] } else { deeper.pop().unwrap_or(0) };
+                self.leave();
+                continue;
             }
             left -= 1;
             let n = match self.next_token()? {
@@ -199,7 +203,12 @@ impl<'a> Decoder<'a> {
                 _ => continue,
             };
             self.enter()?;
-            pending.push(left);
+            if depth < INLINE {
+                inline[depth] = left;
+            } else {
+                deeper.push(left);
+            }
+            depth += 1;
             left = n;
         }
     }

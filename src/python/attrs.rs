@@ -33,6 +33,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
 use crate::protocol::message::Handler;
 use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError, PolicyFlag, PolicySource};
 
+use super::lookup::class_attr_opt;
 use super::tables::LocalObjects;
 use super::world::PySide;
 
@@ -50,19 +51,39 @@ pub(crate) const NATIVE_HANDLERS: [Handler; 7] = [
 /// The connection's config dict as the policy's settings.
 struct LiveConfig<'py>(Bound<'py, PyDict>);
 
-impl LiveConfig<'_> {
-    fn item(&self, key: &str) -> PyResult<Bound<'_, PyAny>> {
-        // `config[key]`: a missing key is rpyc's KeyError.
-        self.0.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.to_string()))
+impl<'py> LiveConfig<'py> {
+    /// `config[key]`: a missing key is rpyc's KeyError. The keys are
+    /// interned strings, so a lookup makes no string and hashes nothing.
+    fn item(&self, key: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
+        self.0.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
+    }
+}
+
+/// A policy flag's config key, interned.
+fn flag_key(py: Python<'_>, flag: PolicyFlag) -> &Bound<'_, PyString> {
+    match flag {
+        PolicyFlag::AllowGetattr => pyo3::intern!(py, "allow_getattr"),
+        PolicyFlag::AllowSetattr => pyo3::intern!(py, "allow_setattr"),
+        PolicyFlag::AllowDelattr => pyo3::intern!(py, "allow_delattr"),
+        PolicyFlag::AllowAllAttrs => pyo3::intern!(py, "allow_all_attrs"),
+        PolicyFlag::AllowExposedAttrs => pyo3::intern!(py, "allow_exposed_attrs"),
+        PolicyFlag::AllowSafeAttrs => pyo3::intern!(py, "allow_safe_attrs"),
+        // Any flag added later is looked up by its key.
+        _ => pyo3::intern!(py, "allow_public_attrs"),
     }
 }
 
 impl PolicySource<PyErr> for LiveConfig<'_> {
     fn flag(&self, flag: PolicyFlag) -> PyResult<bool> {
-        self.item(flag.key())?.is_truthy()
+        let py = self.0.py();
+        let key = flag_key(py, flag);
+        if key.to_str()? != flag.key() {
+            return self.item(&PyString::new(py, flag.key()))?.is_truthy();
+        }
+        self.item(key)?.is_truthy()
     }
     fn exposed_prefix(&self) -> PyResult<Cow<'_, str>> {
-        let prefix = self.item("exposed_prefix")?;
+        let prefix = self.item(pyo3::intern!(self.0.py(), "exposed_prefix"))?;
         // rpyc's `name.startswith(prefix)` refuses anything but a str.
         let s = prefix.cast::<PyString>().map_err(|_| {
             PyTypeError::new_err(format!(
@@ -73,7 +94,7 @@ impl PolicySource<PyErr> for LiveConfig<'_> {
         Ok(Cow::Owned(s.to_str()?.to_string()))
     }
     fn is_safe(&self, name: &str) -> PyResult<bool> {
-        self.item("safe_attrs")?.contains(name)
+        self.item(pyo3::intern!(self.0.py(), "safe_attrs"))?.contains(name)
     }
 }
 
@@ -192,7 +213,12 @@ fn access_attr<'py>(
         Access::Del => pyo3::intern!(py, "_rpyc_delattr"),
     };
     let mut args: Vec<Bound<'py, PyAny>> = vec![obj.clone()];
-    match obj.get_type().getattr_opt(overrider)? {
+    let tp = obj.get_type();
+    let found = match class_attr_opt(&tp, overrider)? {
+        Some(found) => found,
+        None => tp.getattr_opt(overrider)?,
+    };
+    match found {
         Some(accessor) if !accessor.is_none() => {
             args.push(name.into_any());
             args.extend(value.cloned());

@@ -18,6 +18,7 @@ mod cli;
 mod engine;
 mod exiting;
 mod logging;
+mod lookup;
 mod proxies;
 mod tables;
 mod transport;
@@ -66,6 +67,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     engine::register(m)?;
     exiting::register(m)?;
     tables::register(m)?;
+    proxies::register(m)?;
     logging::register(m)?;
     #[cfg(feature = "cli")]
     cli::register(m)?;

@@ -11,10 +11,14 @@
 //! `_connection.py`), and the instance is made as `BaseNetref.__init__`
 //! makes it. Whatever needs the peer (an INSPECT for a class not seen yet)
 //! goes through `conn._netref_factory` in Python as before.
+//!
+//! Also here: [`syncreq`] and [`asyncreq`], rpyc's two netref helpers
+//! without their Python frames; `install()` puts them in
+//! `rpyc.core.netref`, where every netref method looks them up.
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
+use pyo3::types::{PyDict, PyString, PyTuple, PyType, PyWeakrefReference};
 
 use super::world::{generic_getattr, generic_setattr};
 
@@ -152,4 +156,52 @@ impl CacheRemover {
             other => other,
         }
     }
+}
+
+/// `conn.<method>(handler, proxy, *args)` with `conn` read as
+/// `object.__getattribute__(proxy, "____conn__")`: rpyc's `syncreq` and
+/// `asyncreq` bodies.
+fn request_on<'py>(
+    proxy: &Bound<'py, PyAny>,
+    method: &Bound<'py, PyString>,
+    handler: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    let py = proxy.py();
+    let conn = generic_getattr(proxy, pyo3::intern!(py, "____conn__"))?;
+    let mut all = Vec::with_capacity(args.len() + 2);
+    all.push(handler.clone());
+    all.push(proxy.clone());
+    all.extend(args.iter());
+    conn.call_method1(method, PyTuple::new(py, all)?)
+}
+
+/// rpyc's `netref.syncreq(proxy, handler, *args)`, the same steps without a
+/// Python frame: `conn.sync_request(handler, proxy, *args)`.
+#[pyfunction]
+#[pyo3(signature = (proxy, handler, *args))]
+pub fn syncreq<'py>(
+    proxy: &Bound<'py, PyAny>,
+    handler: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    request_on(proxy, pyo3::intern!(proxy.py(), "sync_request"), handler, args)
+}
+
+/// rpyc's `netref.asyncreq(proxy, handler, *args)`, the same steps without
+/// a Python frame: `conn.async_request(handler, proxy, *args)`.
+#[pyfunction]
+#[pyo3(signature = (proxy, handler, *args))]
+pub fn asyncreq<'py>(
+    proxy: &Bound<'py, PyAny>,
+    handler: &Bound<'py, PyAny>,
+    args: &Bound<'py, PyTuple>,
+) -> PyResult<Bound<'py, PyAny>> {
+    request_on(proxy, pyo3::intern!(proxy.py(), "async_request"), handler, args)
+}
+
+/// Registers `syncreq` and `asyncreq`.
+pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+    m.add_function(wrap_pyfunction!(syncreq, m)?)?;
+    m.add_function(wrap_pyfunction!(asyncreq, m)?)
 }

@@ -11,10 +11,14 @@
 //! lookups run no user code, and bound methods), and asks rpyc's own
 //! function for everything else.
 
-use pyo3::exceptions::{PyAttributeError, PyKeyError};
-use pyo3::ffi;
+use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType};
+
+use super::lookup::{
+    generic_getattr, has_plain_metaclass, is_bound_method_type, is_function_type, is_heap_type, is_subtype,
+    lacks_plainly, type_lookup,
+};
 
 /// rpyc's `RefCountingColl`, native. Registered as
 /// `rpyc_rs._native.LocalObjects`; `rpyc_rs.Connection` puts one in
@@ -104,56 +108,6 @@ impl LocalObjects {
     }
 }
 
-extern "C" {
-    // Exported by CPython 3.8 to 3.13 (`cpython/object.h`): the attribute
-    // lookup along a type's MRO that `getattr` itself starts with. It runs
-    // no Python code and sets no exception; the result is borrowed.
-    fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
-}
-
-/// What `type` has under `name` along its MRO, without running anything.
-fn type_lookup<'py>(tp: &Bound<'py, PyType>, name: &Bound<'py, PyString>) -> Option<Bound<'py, PyAny>> {
-    // SAFETY: both pointers are valid for the call; the result is a
-    // borrowed reference (or NULL, with no exception set), turned into an
-    // owned one at once while the GIL is held.
-    unsafe {
-        let r = _PyType_Lookup(tp.as_ptr().cast(), name.as_ptr());
-        Bound::from_borrowed_ptr_or_opt(tp.py(), r)
-    }
-}
-
-/// True when `obj` has no attribute `name` by a lookup that runs no user
-/// code: none on its type's MRO, and none in its instance dict.
-fn lacks_plainly(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
-    if type_lookup(&obj.get_type(), name).is_some() {
-        return false;
-    }
-    let py = obj.py();
-    // SAFETY: valid pointers; a new reference or NULL with an exception set.
-    let found = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(obj.as_ptr(), name.as_ptr()))
-    };
-    matches!(found, Err(e) if e.is_instance_of::<PyAttributeError>(py))
-}
-
-/// True for a class made at run time (by a `class` statement or `type()`),
-/// false for a type written in C.
-fn is_heap_type(tp: &Bound<'_, PyType>) -> bool {
-    // SAFETY: reading the flags of a live type object.
-    let flags = unsafe { (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_flags };
-    flags & ffi::Py_TPFLAGS_HEAPTYPE != 0
-}
-
-/// True when `tp`'s attribute lookup is `object`'s own (no
-/// `__getattribute__` or `__getattr__` of a class's).
-fn generic_getattr(tp: &Bound<'_, PyType>) -> bool {
-    // SAFETY: reading a slot of a live type object.
-    let getattro = unsafe { (*tp.as_ptr().cast::<ffi::PyTypeObject>()).tp_getattro };
-    // Compared as addresses: ELF gives a function one canonical address in
-    // a process, so the slot holds CPython's own function iff this is it.
-    getattro.map(|f| f as *const () as usize) == Some(ffi::PyObject_GenericGetAttr as *const () as usize)
-}
-
 /// rpyc 6's `get_id_pack(obj)`, natively when the answer is certain without
 /// running user code, `None` otherwise (the caller then asks rpyc).
 ///
@@ -169,12 +123,11 @@ fn generic_getattr(tp: &Bound<'_, PyType>) -> bool {
 pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let py = obj.py();
     let tp = obj.get_type();
-    let plain_type = py.get_type::<PyType>();
-    if !tp.get_type().is(&plain_type) || tp.is_subclass(&plain_type)? {
-        return Ok(None);
-    }
-    let module_type = py.get_type::<PyModule>();
-    if tp.is_subclass(&module_type)? {
+    // With `type` as metaclass, `issubclass` is the plain MRO walk.
+    if !has_plain_metaclass(&tp)
+        || is_subtype(&tp, &py.get_type::<PyType>())
+        || is_subtype(&tp, &py.get_type::<PyModule>())
+    {
         return Ok(None);
     }
     let id_key = pyo3::intern!(py, "____id_pack__");
@@ -186,11 +139,11 @@ pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
         (Some(a), Some(b)) if a.is(&b) => {}
         _ => return Ok(None),
     }
-    if tp.is(&bound_method_type(py)?) {
+    if is_bound_method_type(&tp) {
         // `method.__getattribute__` asks the function for what the method
         // type lacks: the function must be a plain one lacking both names.
         let func = obj.getattr(pyo3::intern!(py, "__func__"))?;
-        if !func.get_type().is(&function_type(py)?) || !lacks_plainly(&func, id_key) {
+        if !is_function_type(&func.get_type()) || !lacks_plainly(&func, id_key) {
             return Ok(None);
         }
     } else {
@@ -222,20 +175,6 @@ pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
             ids[1].into_pyobject(py)?.into_any(),
         ],
     )?))
-}
-
-fn bound_method_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
-    types_attr(py, "MethodType")
-}
-
-fn function_type(py: Python<'_>) -> PyResult<Bound<'_, PyType>> {
-    types_attr(py, "FunctionType")
-}
-
-/// A type from the `types` module (looked up per call: an import from
-/// `sys.modules` and an attribute read).
-fn types_attr<'py>(py: Python<'py>, name: &str) -> PyResult<Bound<'py, PyType>> {
-    Ok(py.import("types")?.getattr(name)?.cast_into::<PyType>()?)
 }
 
 /// `get_id_pack(obj)` as the engine computes it: rpyc 6's answer, natively

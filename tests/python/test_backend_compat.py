@@ -1657,23 +1657,74 @@ def test_hostile_server_garbage(pair, garbage):
 
 
 def test_install_uninstall_installed():
+    from rpyc.core import netref
     from rpyc.core.service import Service
+    from rpyc_rs import _native
 
+    stock_helpers = (netref.syncreq, netref.asyncreq)
     assert rpyc_rs.installed() == "rpyc"
     assert Service._protocol is StockConnection
     try:
         rpyc_rs.install()
         assert rpyc_rs.installed() == "rpyc_rs"
         assert Service._protocol is rpyc_rs.Connection
+        # The netref helpers lose their Python frames while installed.
+        assert (netref.syncreq, netref.asyncreq) == (_native.syncreq, _native.asyncreq)
         rpyc_rs.install()  # twice is harmless
         assert Service._protocol is rpyc_rs.Connection
+        assert (netref.syncreq, netref.asyncreq) == (_native.syncreq, _native.asyncreq)
         assert issubclass(rpyc_rs.Connection, StockConnection)
     finally:
         rpyc_rs.uninstall()
     assert rpyc_rs.installed() == "rpyc"
     assert Service._protocol is StockConnection
+    assert (netref.syncreq, netref.asyncreq) == stock_helpers
     rpyc_rs.uninstall()  # twice is harmless
     assert Service._protocol is StockConnection
+    assert (netref.syncreq, netref.asyncreq) == stock_helpers
+
+
+@pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
+@pytest.mark.parametrize("client_fast", [False, True], ids=["stock-client", "fast-client"])
+def test_native_netref_helpers(server_fast, client_fast):
+    """The native syncreq/asyncreq behave as rpyc's for either engine: calls,
+    attributes, errors, and the DEL that __del__ sends."""
+    from rpyc.core import netref
+
+    server = spawn_server(fast=server_fast)
+    rpyc_rs.install()
+    try:
+        assert netref.syncreq is not None
+        protocol = rpyc_rs.Connection if client_fast else StockConnection
+
+        class Client(rpyc.VoidService):
+            _protocol = protocol
+
+        conn = server.connect(service=Client)
+        try:
+            assert type(conn) is protocol
+            root = conn.root
+            assert root.echo(41) == 41
+            f = root.echo
+            assert f("x") == "x"
+            with pytest.raises(AttributeError):
+                root.no_such_attribute_here
+            # Proxies made and dropped: their DELs go through asyncreq, and
+            # the server's table is back where it was.
+            before = root.local_objects()
+            thing = root.get_thing(5)
+            assert root.local_objects() == before + 1
+            for _ in range(20):
+                assert root.echo(1) == 1
+            del f, thing
+            gc.collect()
+            conn.ping()
+            assert root.local_objects() == before - 1
+        finally:
+            conn.close()
+    finally:
+        rpyc_rs.uninstall()
+        server.stop()
 
 
 @pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
