@@ -12,6 +12,7 @@
 //! function for everything else.
 
 use pyo3::exceptions::PyKeyError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType};
 
@@ -123,11 +124,42 @@ impl LocalObjects {
 pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let py = obj.py();
     let tp = obj.get_type();
+    // Checked every time: assigning a class's `__class__` need not
+    // invalidate its version tag.
+    if !has_plain_metaclass(&tp) {
+        return Ok(None);
+    }
+    let name_pack = match version_tag(&tp).and_then(|tag| class_facts::get(&tp, tag)) {
+        Some(name_pack) => name_pack,
+        None => {
+            let Some(name_pack) = class_name_pack(&tp)? else {
+                return Ok(None);
+            };
+            // The tag read after the lookups, which assign one if needed.
+            if let Some(tag) = version_tag(&tp) {
+                class_facts::put(&tp, tag, &name_pack);
+            }
+            name_pack
+        }
+    };
+    if !instance_is_plain(obj, &tp)? {
+        return Ok(None);
+    }
+    let ids = [tp.as_ptr() as usize, obj.as_ptr() as usize];
+    Ok(Some(PyTuple::new(
+        py,
+        [name_pack.into_any(), ids[0].into_pyobject(py)?.into_any(), ids[1].into_pyobject(py)?.into_any()],
+    )?))
+}
+
+/// The class-level half of [`id_pack`]'s certainty (everything that only a
+/// change to a class on the MRO can change, which invalidates its version
+/// tag), and rpyc's `f"{cls.__module__}.{cls.__name__}"`; `None` when the
+/// answer would not be certain.
+fn class_name_pack<'py>(tp: &Bound<'py, PyType>) -> PyResult<Option<Bound<'py, PyString>>> {
+    let py = tp.py();
     // With `type` as metaclass, `issubclass` is the plain MRO walk.
-    if !has_plain_metaclass(&tp)
-        || is_subtype(&tp, &py.get_type::<PyType>())
-        || is_subtype(&tp, &py.get_type::<PyModule>())
-    {
+    if is_subtype(tp, &py.get_type::<PyType>()) || is_subtype(tp, &py.get_type::<PyModule>()) {
         return Ok(None);
     }
     let id_key = pyo3::intern!(py, "____id_pack__");
@@ -135,27 +167,20 @@ pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
     let class_key = pyo3::intern!(py, "__class__");
     // The standard `__class__` (object's), so `obj.__class__` is `type(obj)`.
     let standard_class = type_lookup(&py.get_type::<pyo3::types::PyAny>(), class_key);
-    match (type_lookup(&tp, class_key), standard_class) {
+    match (type_lookup(tp, class_key), standard_class) {
         (Some(a), Some(b)) if a.is(&b) => {}
         _ => return Ok(None),
     }
-    if is_bound_method_type(&tp) {
-        // `method.__getattribute__` asks the function for what the method
-        // type lacks: the function must be a plain one lacking both names.
-        let func = obj.getattr(pyo3::intern!(py, "__func__"))?;
-        if !is_function_type(&func.get_type()) || !lacks_plainly(&func, id_key) {
-            return Ok(None);
-        }
-    } else {
-        if !generic_getattr(&tp) || !lacks_plainly(obj, id_key) {
+    if !is_bound_method_type(tp) {
+        if !generic_getattr(tp) || type_lookup(tp, id_key).is_some() {
             return Ok(None);
         }
         // `__name__` may be found (rpyc ignores its value on this branch),
         // but not through a descriptor that would run code: a class
         // written in Python could have one; a type written in C (a
         // function's, a builtin's) has only C getters.
-        if let Some(found) = type_lookup(&tp, name_key) {
-            if is_heap_type(&tp) && found.get_type().hasattr(pyo3::intern!(py, "__get__"))? {
+        if let Some(found) = type_lookup(tp, name_key) {
+            if is_heap_type(tp) && found.get_type().hasattr(pyo3::intern!(py, "__get__"))? {
                 return Ok(None);
             }
         }
@@ -165,16 +190,75 @@ pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
     let (Ok(module), Ok(name)) = (module.cast::<PyString>(), name.cast::<PyString>()) else {
         return Ok(None);
     };
-    let name_pack = format!("{}.{}", module.to_str()?, name.to_str()?);
-    let ids = [tp.as_ptr() as usize, obj.as_ptr() as usize];
-    Ok(Some(PyTuple::new(
-        py,
-        [
-            PyString::new(py, &name_pack).into_any(),
-            ids[0].into_pyobject(py)?.into_any(),
-            ids[1].into_pyobject(py)?.into_any(),
-        ],
-    )?))
+    Ok(Some(PyString::new(py, &format!("{}.{}", module.to_str()?, name.to_str()?))))
+}
+
+/// The instance-level half of [`id_pack`]'s certainty: nothing named
+/// `____id_pack__` in the instance's own dict (for a bound method, in its
+/// function's, and the function a plain one).
+fn instance_is_plain(obj: &Bound<'_, PyAny>, tp: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = obj.py();
+    let id_key = pyo3::intern!(py, "____id_pack__");
+    if is_bound_method_type(tp) {
+        // `method.__getattribute__` asks the function for what the method
+        // type lacks: the function must be a plain one lacking both names.
+        let func = obj.getattr(pyo3::intern!(py, "__func__"))?;
+        return Ok(is_function_type(&func.get_type()) && lacks_plainly(&func, id_key));
+    }
+    Ok(lacks_plainly(obj, id_key))
+}
+
+/// `tp`'s version tag when it is current: CPython gives a class a new tag
+/// whenever it or a class on its MRO changes (`PyType_Modified`), and never
+/// reuses one, so a tag names one state of one class.
+fn version_tag(tp: &Bound<'_, PyType>) -> Option<u32> {
+    // Before 3.13 a tag is current only while this flag is set; from 3.13
+    // on the flag is unused and 0 means "none".
+    const VALID_VERSION_TAG: std::os::raw::c_ulong = 1 << 19;
+    static FLAG_MEANINGFUL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    let flag_meaningful = *FLAG_MEANINGFUL.get_or_init(|| tp.py().version_info() < (3, 13));
+    // SAFETY: reading two fields of a live type object.
+    let (tag, flags) = unsafe {
+        let t = &*tp.as_ptr().cast::<ffi::PyTypeObject>();
+        (t.tp_version_tag, t.tp_flags)
+    };
+    let current = tag != 0 && (!flag_meaningful || (flags as std::os::raw::c_ulong) & VALID_VERSION_TAG != 0);
+    current.then_some(tag)
+}
+
+/// What [`class_name_pack`] found certain, per class and version tag, so a
+/// class's checks and its name pack are made once, not per object.
+mod class_facts {
+    use std::collections::HashMap;
+
+    use parking_lot::Mutex;
+    use pyo3::prelude::*;
+    use pyo3::types::{PyString, PyType};
+
+    /// Classes are few; a program that makes them without end gets the
+    /// table emptied now and then rather than growing it.
+    const MAX: usize = 4096;
+
+    /// Class address -> (version tag, name pack). An address reused by a
+    /// new class comes with a new tag, so a stale entry never matches.
+    static FACTS: Mutex<Option<Facts>> = Mutex::new(None);
+
+    type Facts = HashMap<usize, (u32, Py<PyString>)>;
+
+    pub(super) fn get<'py>(tp: &Bound<'py, PyType>, tag: u32) -> Option<Bound<'py, PyString>> {
+        let facts = FACTS.lock();
+        let (t, name_pack) = facts.as_ref()?.get(&(tp.as_ptr() as usize))?;
+        (*t == tag).then(|| name_pack.bind(tp.py()).clone())
+    }
+
+    pub(super) fn put(tp: &Bound<'_, PyType>, tag: u32, name_pack: &Bound<'_, PyString>) {
+        let mut facts = FACTS.lock();
+        let map = facts.get_or_insert_with(HashMap::new);
+        if map.len() >= MAX {
+            map.clear();
+        }
+        map.insert(tp.as_ptr() as usize, (tag, name_pack.clone().unbind()));
+    }
 }
 
 /// `get_id_pack(obj)` as the engine computes it: rpyc 6's answer, natively

@@ -146,3 +146,37 @@ def test_get_id_pack_native_only_where_certain(name, monkeypatch):
     get_id_pack(OBJECTS[name])
     native = name in NATIVE and int(rpyc.__version__.split(".")[0]) >= 6
     assert (calls == []) == native
+
+
+def test_get_id_pack_follows_class_changes():
+    """The native answer is remembered per class and version tag: renaming
+    a class, moving it to another module, giving a base class an
+    ``____id_pack__`` or an instance one of its own all show at once."""
+
+    class Base:
+        pass
+
+    class Thing(Base):
+        pass
+
+    obj = Thing()
+    for _ in range(3):  # the second and third answers come from the memo
+        assert get_id_pack(obj) == rpyc.lib.get_id_pack(obj)
+    Thing.__name__ = "Renamed"
+    assert get_id_pack(obj) == rpyc.lib.get_id_pack(obj)
+    assert get_id_pack(obj)[0].endswith(".Renamed")
+    Thing.__module__ = "elsewhere"
+    assert get_id_pack(obj) == rpyc.lib.get_id_pack(obj) == ("elsewhere.Renamed", id(Thing), id(obj))
+    other = Thing()
+    other.____id_pack__ = ("own", 1, 2)
+    assert get_id_pack(other) == rpyc.lib.get_id_pack(other) == ("own", 1, 2)
+    assert get_id_pack(obj) == rpyc.lib.get_id_pack(obj)
+    Base.____id_pack__ = ("from base", 3, 4)
+    assert get_id_pack(obj) == rpyc.lib.get_id_pack(obj) == ("from base", 3, 4)
+    del Base.____id_pack__
+    assert get_id_pack(obj) == rpyc.lib.get_id_pack(obj) == ("elsewhere.Renamed", id(Thing), id(obj))
+    # Many classes made at run time: each gets its own answer.
+    for i in range(50):
+        cls = type(f"Made{i}", (), {})
+        inst = cls()
+        assert get_id_pack(inst) == rpyc.lib.get_id_pack(inst)
