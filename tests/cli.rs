@@ -311,6 +311,7 @@ fn spawn_serve(args: &[&str], env: &[(&str, &str)], max_files: Option<u64>) -> (
         }
     }
     let mut child = cmd.spawn().expect("start rpyc-rs serve");
+    let _kill = KillOnPanic(child.id() as i32);
     let mut out = child.stdout.take().expect("piped stdout");
     let first = common::within(Duration::from_secs(20), "serve's first line", move || {
         let mut line = Vec::new();
@@ -330,10 +331,24 @@ fn spawn_serve(args: &[&str], env: &[(&str, &str)], max_files: Option<u64>) -> (
 
 /// Reads the child's stderr until a line contains `needle` (true) or it
 /// ends (false); it is then stopped with SIGTERM. Returns what was read.
+/// Kills a child with SIGKILL when the test panics while it runs (a timed
+/// out wait), so no `rpyc-rs serve` outlives a failed test.
+struct KillOnPanic(i32);
+
+impl Drop for KillOnPanic {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            // SAFETY: signalling our own child by its pid.
+            unsafe { libc::kill(self.0, libc::SIGKILL) };
+        }
+    }
+}
+
 fn stderr_until(child: &mut std::process::Child, needle: &'static str) -> (bool, String) {
     use std::io::BufRead;
     let err = child.stderr.take().expect("piped stderr");
     let pid = child.id() as i32;
+    let _kill = KillOnPanic(pid);
     common::within(Duration::from_secs(30), "a log line on stderr", move || {
         let mut seen = String::new();
         for line in std::io::BufReader::new(err).lines() {
