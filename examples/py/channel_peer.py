@@ -119,9 +119,12 @@ def connected_socket(args):
         sock.settimeout(None)
         say("READY", "tcp")
         return sock
-    # The same factory rpyc.unix_connect uses; it leaves a 3 s socket timeout,
-    # which SocketStream.read retries through.
+    # The same factory rpyc.unix_connect uses. It leaves a 3 s socket
+    # timeout, which SocketStream.read retries through but a plain sendall of
+    # a large payload does not: on a loaded machine a 3 s stall of the
+    # reader failed the test, so this peer waits as long as the test does.
     sock = SocketStream.unix_connect(args.connect_unix).sock
+    sock.settimeout(None)
     say("READY", "unix")
     return sock
 
