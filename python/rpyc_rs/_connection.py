@@ -300,11 +300,15 @@ class Connection(_RpycConnection):  # type: ignore[misc]
         Returns True if one was served."""
         if isinstance(timeout, Timeout):
             timeout = timeout.timeleft()
+        # Read before `waiting()` is asked: if what it waits for happens
+        # after the question, the engine sees the counter moved and returns
+        # rather than wait for an event that has already come.
+        since = self._engine.generation
         if not waiting():
             return False
         if self._closed and self._engine.closed:
             raise EOFError("connection closed")
-        return self._engine.serve(timeout)
+        return self._engine.serve(timeout, since)
 
     def serve_all(self) -> None:
         """Serves all requests and replies for as long as the connection is

@@ -114,9 +114,11 @@ class Engine:
         """rpyc's ``Connection.async_request(handler, *args, timeout=None)``
         done natively: ``None`` for a DEL (queued, never waited for), else an
         ``rpyc.core.protocol.AsyncResult``."""
-    def serve(self, timeout: Optional[float] = None) -> bool:
+    def serve(self, timeout: Optional[float] = None, since: Optional[int] = None) -> bool:
         """Serves one incoming message if one arrives within ``timeout``
-        seconds (``None``: no limit). True if one was served.
+        seconds (``None``: no limit). True if one was served. With ``since``
+        (a ``generation`` read before the caller checked what it waits
+        for), returns False at once when anything happened since.
 
         Raises:
             EOFError: the connection ended.
@@ -125,6 +127,10 @@ class Engine:
             ``propagate_SystemExit_locally``...), and a signal handler's
             exception (``KeyboardInterrupt``).
         """
+    @property
+    def generation(self) -> int:
+        """A counter of the events ``serve`` waits for (replies placed or
+        delivered, the reader released, the end)."""
     def serve_all(self) -> None:
         """Serves requests and replies until the connection ends (rpyc's
         ``serve_all`` loop, run natively); returns once it is closed, by

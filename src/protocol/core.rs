@@ -64,6 +64,15 @@ struct State {
     /// be the very reply being delivered, and reading would block it on a
     /// frame that is not coming.
     delivering: Vec<ThreadId>,
+    /// Counts the events `serve` callers wait for (a reply placed or
+    /// delivered, the reader released, the end), always under this lock.
+    /// A caller that checked its own condition (say `AsyncResult`'s
+    /// `_is_ready`) at generation `g` passes `g` to [`Core::serve_since`],
+    /// which then does not wait when anything happened since: the event
+    /// that made the condition true cannot slip between the check and the
+    /// wait (rpyc 6 re-checks its `waiting()` under its lock for the same
+    /// reason).
+    generation: u64,
 }
 
 /// The engine of one connection.
@@ -415,11 +424,32 @@ impl Core {
     /// Serves one incoming frame (a request, or a reply for anyone) if one
     /// arrives within `timeout`. True if a frame was handled.
     pub fn serve(&self, peer: &dyn Peer, timeout: Option<Duration>) -> Result<bool> {
+        self.serve_since(peer, timeout, None)
+    }
+
+    /// The current event generation (see `State::generation`).
+    pub fn generation(&self) -> u64 {
+        self.state.lock().generation
+    }
+
+    /// [`Core::serve`] for a caller that checked what it waits for at
+    /// generation `since`: when anything happened after that, it returns
+    /// `Ok(false)` at once, so the caller checks again rather than wait or
+    /// read for an event that has already come.
+    pub fn serve_since(
+        &self,
+        peer: &dyn Peer,
+        timeout: Option<Duration>,
+        since: Option<u64>,
+    ) -> Result<bool> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = self.state.lock();
         if st.closed.is_some() {
             drop(st);
             return Err(self.closed_error());
+        }
+        if since.is_some_and(|g| g != st.generation) {
+            return Ok(false);
         }
         let other_delivering = !st.delivering.is_empty() && {
             let me = std::thread::current().id();
@@ -502,10 +532,12 @@ impl Core {
         let orphan = match slot {
             Some((_, slot @ Slot::Waiting)) => {
                 *slot = Slot::Ready(Ok(msg));
+                st.generation += 1;
                 None
             }
             Some((seq, Slot::Callback(_))) => {
                 let cb = st.pending.remove(&seq);
+                st.generation += 1;
                 let _delivering = Delivering::start(self, &mut st);
                 drop(rd);
                 drop(st);
@@ -532,7 +564,8 @@ impl Core {
     }
 
     fn release(&self, rd: MutexGuard<'_, Box<dyn FrameSource>>) {
-        let st = self.state.lock();
+        let mut st = self.state.lock();
+        st.generation += 1;
         drop(rd);
         drop(st);
         self.changed.notify_all();
@@ -547,6 +580,7 @@ impl Core {
                 return;
             }
             st.closed = Some(reason.to_string());
+            st.generation += 1;
             self.closed.store(true, Ordering::Release);
             let keys: Vec<i64> =
                 st.pending.iter().filter(|(_, s)| matches!(s, Slot::Callback(_))).map(|(k, _)| *k).collect();
@@ -591,6 +625,7 @@ impl Drop for Delivering<'_> {
         if let Some(i) = st.delivering.iter().position(|t| *t == me) {
             st.delivering.swap_remove(i);
         }
+        st.generation += 1;
         drop(st);
         self.core.changed.notify_all();
     }

@@ -210,3 +210,56 @@ fn a_peer_dying_mid_frame_fails_every_waiter_at_once() {
     assert_eq!(served.load(Ordering::SeqCst), 2);
     assert!(core.is_closed());
 }
+
+/// The race behind a stalled `AsyncResult.wait()`: the waiter checks its
+/// result (not ready), then a serving thread delivers it and goes back to
+/// reading; a plain `serve` would now wait for the next event, which never
+/// comes. `serve_since` with the generation read before the check returns
+/// at once instead.
+#[test]
+fn serve_since_does_not_wait_for_an_event_that_already_came() {
+    let (core, mut peer_rx, mut peer_tx) = engine();
+    let world = Arc::new(Recorder::default());
+    let delivered = Arc::new(AtomicUsize::new(0));
+    let mut f = Vec::new();
+    core.begin_request(&mut f, 7, Handler::Ping);
+    put_value(&mut f, 7);
+    let d = delivered.clone();
+    core.send_request_with_callback(
+        7,
+        &mut f,
+        Box::new(move |_| {
+            d.store(1, Ordering::SeqCst);
+            Ok(())
+        }),
+    )
+    .unwrap();
+    peer_rx.recv(Some(Duration::from_secs(5))).unwrap();
+
+    // The waiter's check, before the reply arrives: not ready.
+    let since = core.generation();
+    assert_eq!(delivered.load(Ordering::SeqCst), 0);
+
+    // A serving thread reads and delivers the reply, then reads on (it
+    // holds the reader until the peer sends something else).
+    let server = {
+        let (core, world) = (core.clone(), world.clone());
+        thread::spawn(move || while core.serve(&*world, Some(Duration::from_secs(10))).is_ok() {})
+    };
+    reply(&mut peer_tx, 7, 70);
+    while delivered.load(Ordering::SeqCst) == 0 {
+        thread::sleep(Duration::from_millis(1));
+    }
+    thread::sleep(Duration::from_millis(50)); // the server is back to reading
+
+    // The waiter now calls serve with its stale generation: no 10 s wait.
+    let started = std::time::Instant::now();
+    assert!(!core.serve_since(&*world, Some(Duration::from_secs(10)), Some(since)).unwrap());
+    assert!(started.elapsed() < Duration::from_secs(5), "waited {:?}", started.elapsed());
+    // With the current generation it waits as before (here: the deadline).
+    let now = core.generation();
+    assert!(!core.serve_since(&*world, Some(Duration::from_millis(100)), Some(now)).unwrap());
+
+    core.shutdown("test over");
+    server.join().unwrap();
+}

@@ -392,14 +392,23 @@ impl Engine {
     }
 
     /// Serves one incoming message if one arrives within `timeout` seconds
-    /// (`None`: wait as long as it takes). True if one was served.
-    #[pyo3(signature = (timeout=None))]
-    fn serve(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<bool> {
+    /// (`None`: wait as long as it takes). True if one was served. With
+    /// `since` (a [`Engine::generation`] read before the caller checked what
+    /// it waits for), returns False at once when anything happened since.
+    #[pyo3(signature = (timeout=None, since=None))]
+    fn serve(&self, py: Python<'_>, timeout: Option<f64>, since: Option<u64>) -> PyResult<bool> {
         let _inside = InEngine::enter();
         let w = &*self.world;
         let t = timeout.and_then(seconds);
-        let r = detach(py, || w.core.serve(w, t));
+        let r = detach(py, || w.core.serve_since(w, t, since));
         r.map_err(|e| self.error(py, e))
+    }
+
+    /// A counter of the events `serve` waits for (replies placed or
+    /// delivered, the reader released, the end).
+    #[getter]
+    fn generation(&self) -> u64 {
+        self.world.core.generation()
     }
 
     /// Serves requests and replies until the connection ends (rpyc's
