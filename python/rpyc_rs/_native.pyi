@@ -13,6 +13,8 @@ __all__ = [
     "Engine",
     "LocalObjects",
     "get_id_pack",
+    "syncreq",
+    "asyncreq",
     "_at_exit",
     "_set_log_level",
     "_flush_log",
