@@ -13,7 +13,7 @@ itself (on a duplicate of the descriptor; ``fileno()`` is still the Python
 socket's); any other stream (SSL, pipes, tunnels) keeps its Python stream
 and the engine goes through the rpyc channel.
 
-Where it deliberately differs from rpyc (``tests/python/test_backend_compat.py``
+Where it deliberately differs from rpyc (``tests/python/test_compat_*.py``
 checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 
 - ``bind_threads`` (``RPYC_BIND_THREADS=true``, experimental in rpyc) is not

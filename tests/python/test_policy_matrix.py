@@ -21,7 +21,7 @@ import pytest
 import rpyc
 from rpyc.core.protocol import Connection as StockConnection
 
-from test_backend_compat import pair, spawn_server  # noqa: F401  (the pair fixture)
+from compat import pair, spawn_server  # noqa: F401  (the pair fixture)
 
 pytestmark = [pytest.mark.interop, pytest.mark.timeout(120)]
 

@@ -1,4 +1,4 @@
-"""Services and objects the compatibility suite (test_backend_compat.py)
+"""Services and objects the compatibility suite (tests/python/test_compat_*.py)
 serves from its subprocess servers.
 
 This module is imported by name on both ends: by the server script
