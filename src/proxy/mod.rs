@@ -29,9 +29,8 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
-use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +41,7 @@ use parking_lot::Mutex;
 
 use crate::brine::{put_bytes, put_int, put_tuple_header, DecodeOptions};
 use crate::channel::{frame_payload, ChannelConfig, FrameWriter, DEFAULT_MAX_FRAME_SIZE};
+use crate::listener::{Accepted, Listener};
 use crate::protocol::boxing::LABEL_VALUE;
 use crate::protocol::message::{begin_request, split_message, Dialect, Handler, MSG_REPLY};
 use crate::stream::WriteHalf;
@@ -161,13 +161,8 @@ impl ProxyBuilder {
     /// Binds the listening socket.
     pub fn bind(self) -> io::Result<Proxy> {
         let listener = match &self.listen {
-            Endpoint::Tcp(a) => Listener::Tcp(TcpListener::bind(a.as_str())?),
-            Endpoint::Unix(p) => {
-                if p.exists() && UnixStream::connect(p).is_err() {
-                    std::fs::remove_file(p)?;
-                }
-                Listener::Unix(UnixListener::bind(p)?, p.clone())
-            }
+            Endpoint::Tcp(a) => Listener::bind_tcp(a.as_str())?,
+            Endpoint::Unix(p) => Listener::bind_unix(p)?,
         };
         if let Some(dir) = &self.record {
             std::fs::create_dir_all(dir)?;
@@ -196,39 +191,6 @@ impl ProxyBuilder {
     }
 }
 
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl Listener {
-    fn fd(&self) -> RawFd {
-        match self {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l, _) => l.as_raw_fd(),
-        }
-    }
-
-    fn accept(&self) -> io::Result<Sock> {
-        match self {
-            Listener::Tcp(l) => {
-                let (s, _) = l.accept()?;
-                s.set_nodelay(true)?;
-                Ok(Sock::Tcp(s))
-            }
-            Listener::Unix(l, _) => Ok(Sock::Unix(l.accept()?.0)),
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Listener::Unix(_, p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 /// A connected socket of either family; both pumps share it.
 #[derive(Debug)]
 enum Sock {
@@ -237,6 +199,17 @@ enum Sock {
 }
 
 impl Sock {
+    /// Wraps an accepted client (TCP without Nagle, as rpyc's sockets).
+    fn accepted(a: Accepted) -> io::Result<Sock> {
+        match a {
+            Accepted::Tcp(s) => {
+                s.set_nodelay(true)?;
+                Ok(Sock::Tcp(s))
+            }
+            Accepted::Unix(s) => Ok(Sock::Unix(s)),
+        }
+    }
+
     fn connect(to: &Endpoint, timeout: Duration) -> io::Result<Sock> {
         match to {
             Endpoint::Tcp(a) => {
@@ -347,9 +320,10 @@ pub struct Proxy {
 impl Proxy {
     /// Where it listens: `127.0.0.1:PORT` (the port it got) or the path.
     pub fn local_addr(&self) -> String {
-        match &self.listener {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Listener::Unix(_, p) => p.display().to_string(),
+        match (self.listener.tcp_addr(), self.listener.unix_path()) {
+            (Some(a), _) => a.map(|a| a.to_string()).unwrap_or_default(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => String::new(),
         }
     }
 
@@ -359,10 +333,10 @@ impl Proxy {
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             threads.retain(|t| !t.is_finished());
-            if !wait_readable(self.listener.fd(), 100)? {
+            if !self.listener.wait_readable(100)? {
                 continue;
             }
-            let client = match self.listener.accept() {
+            let client = match self.listener.accept().and_then(Sock::accepted) {
                 Ok(c) => Arc::new(c),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {
                     continue
@@ -383,19 +357,6 @@ impl Proxy {
         }
         Ok(())
     }
-}
-
-/// Waits up to `ms` for `fd` to be readable (a connection to accept).
-fn wait_readable(fd: RawFd, ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: `p` is a valid pollfd for the duration of the call, and the
-    // count passed is 1.
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
-    }
-    Ok(r > 0)
 }
 
 fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
