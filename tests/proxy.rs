@@ -522,6 +522,47 @@ fn garbage_ends_only_its_own_connection_when_translating() {
 }
 
 #[test]
+fn translation_passes_bytes_after_a_message_body_on_unchanged() {
+    // rpyc's brine.load (and our engine) ignore bytes after a message's
+    // body; a translating proxy must relay such a message, not end the
+    // connection over it. No stock peer sends them, so a hand-made 5.x
+    // client does, and a stock 6.x server has to answer.
+    common::require_rpyc();
+    if common::rpyc5() {
+        eprintln!("SKIPPED: needs an rpyc 6.x server");
+        return;
+    }
+    let server = common::spawn_rpyc_server(
+        r#"
+        class EchoService(rpyc.Service):
+            pass
+        "#,
+    );
+    let proxy = ProxyProc::start(
+        &format!("127.0.0.1:{}", server.port()),
+        &["--trace", "--client-dialect", "5", "--server-dialect", "6"],
+    );
+    let mut c = TcpStream::connect(&proxy.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut request = GETROOT_V5.to_vec();
+    request.extend_from_slice(b"\xde\xad\xbe\xef");
+    c.write_all(&frame(&request)).expect("send");
+    // The answer: one uncompressed frame holding a 5.x reply to seq 0.
+    let mut head = [0u8; 5];
+    c.read_exact(&mut head).expect("a reply through the proxy");
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    assert_eq!(head[4], 0, "a small reply is not compressed");
+    let mut payload = vec![0u8; len];
+    c.read_exact(&mut payload).expect("the reply's payload");
+    assert_eq!(&payload[..3], b"\x12\x52\x50", "a 5.x reply (msg 2) to seq 0: {payload:02x?}");
+    drop(c);
+    let (lines, err) = proxy.stop();
+    let text = lines.join("\n");
+    assert!(!err.contains("not an rpyc message"), "{err}");
+    assert!(text.contains("request   GETROOT()") && !text.contains("GARBAGE"), "{text}");
+}
+
+#[test]
 fn decode_reads_captures_and_reports_garbage_and_truncation() {
     let dir = TempDir::new();
     let mut good = frame(GETROOT_V6);
