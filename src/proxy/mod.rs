@@ -16,8 +16,9 @@
 //!   [`FrameWriter`] (which compresses as rpyc does). Garbage ends that one
 //!   connection, with a notice that says why.
 //!
-//! The pumps live in `pump.rs`; this file holds the listener, the sockets,
-//! the accept loop and the dialect probe.
+//! The pumps live in `pump.rs`; this file holds the sockets, the accept
+//! loop (on the listener the servers use too, `crate::listener`) and the
+//! dialect probe.
 //!
 //! The server's dialect is given, or probed once per proxy: a 6.x PING on
 //! a fresh connection; a 6.x server answers it, a 5.x server drops the
