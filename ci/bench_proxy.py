@@ -10,12 +10,15 @@ the raw Rust TCP ping-pong (the floor) directly and through the proxy
 (which relays its bytes like any other). Rounds rotate.
 
 The floor of any relay is measured in the same rounds: the same pairings
-through ``examples/bench relay``, a minimal relay of the proxy's shape (a
-thread per direction, blocking read then write, nothing else), and the raw
-ping-pong through its one-thread ``poll(2)`` variant. What the proxy adds
-above that floor is the proxy's; what the floor itself adds is the cost of
-relaying on this machine, whatever the relay (two more processes' worth of
-context switches and syscalls per round trip: see README).
+through ``examples/bench relay``, a minimal relay with nothing but the
+syscalls a relay cannot avoid, in the two shapes the proxy has: a thread
+per direction (blocking read then write: the shape of the proxy's pumps,
+which trace, record and translate) and, for the raw ping-pong, one thread
+for both directions with ``poll(2)`` (the shape of the proxy's untraced
+relay, ``src/proxy/raw.rs``, which is non-blocking on top). What the proxy
+adds above the floor is the proxy's; what the floor itself adds is the
+cost of relaying on this machine, whatever the relay (a relay does per
+message what each peer does: a wake-up, a read, a write and a sleep).
 
 CPU time per call is reported for the relay (the proxy, the floor
 relay) and for client + server, direct and relayed: OS accounting from
@@ -237,8 +240,8 @@ def main() -> int:
 
     intro = (f"Trivial call `f(1)` (one round trip; {frame['req']} bytes out, {frame['rep']} back), "
              f"p50 medians; rpyc {bc.rpyc_version()}. *Floor relay*: `examples/bench relay`, a minimal "
-             "relay of the proxy's shape (a thread per direction, blocking read then write); *poll floor*: "
-             "the same with one thread and `poll(2)` for both directions."
+             "relay with a thread per direction (blocking read then write); *poll floor*: the same with "
+             "one thread and `poll(2)` for both directions, the shape of the proxy's untraced relay."
              + (" BENCH_QUICK: a smoke run, not numbers to quote." if quick else ""))
     lines = ["## rpyc-rs proxy: a held call, direct and relayed", "", intro, ""]
     t1, checks = table(pinned, f"### Client, relay and server on one CPU ({args.repeats} rounds; the target's figures)",

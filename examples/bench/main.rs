@@ -10,7 +10,7 @@
 //!                                          --rpyc5 for an rpyc 5.x server
 //! bench relay --to HOST:PORT [--poll]      the floor of any relay (`ci/bench proxy`): a
 //!                                          minimal TCP relay, a thread per direction
-//!                                          (the proxy's shape) or, --poll, one for both
+//!                                          or, --poll, one for both (the proxy's shapes)
 //! ```
 //!
 //! The raw ping-pong is the floor under every RPyC call on this machine:

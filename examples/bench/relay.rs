@@ -4,15 +4,17 @@
 //!
 //! Two shapes, both with nothing but the syscalls a relay cannot avoid:
 //!
-//! * `threads` (the proxy's shape): a thread per direction, a blocking
-//!   `read` then `write_all` of what came, `shutdown(SHUT_WR)` at the end;
+//! * `threads`: a thread per direction, a blocking `read` then
+//!   `write_all` of what came, `shutdown(SHUT_WR)` at the end (the shape
+//!   of the proxy's pumps, which trace, record and translate);
 //! * `poll`: one thread per connection for both directions, `poll(2)` on
-//!   the two sockets, then a read and a (blocking) write of the ready one.
+//!   the two sockets, then a read and a (blocking) write of the ready one
+//!   (the shape of the proxy's untraced relay, `src/proxy/raw.rs`).
 //!
 //! No parsing, no tracing, no allocation per message, no locks. `poll`
 //! blocks the whole connection while a write waits, which a production
-//! relay must not do; it is here only to show what one thread for both
-//! directions costs or saves.
+//! relay must not do (the proxy's is non-blocking, a buffer per
+//! direction); as a floor it is exact, since in a ping-pong no write waits.
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpListener, TcpStream};
