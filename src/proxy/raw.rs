@@ -99,10 +99,6 @@ impl Dir<'_> {
                 Err(_) => return self.fail(),
             }
         }
-        if !self.open {
-            // The source ended and everything it sent is through.
-            self.dst.shutdown(Shutdown::Write);
-        }
     }
 
     /// Reads what `src` has (once), then passes it on.
