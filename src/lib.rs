@@ -67,6 +67,8 @@ pub mod fuzzing;
 // literals): not part of the supported API.
 #[doc(hidden)]
 pub mod literal;
+// The listening socket of the servers and the proxy (crate-internal).
+mod listener;
 pub mod protocol;
 pub mod proxy;
 pub mod registry;

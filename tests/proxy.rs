@@ -522,6 +522,126 @@ fn garbage_ends_only_its_own_connection_when_translating() {
 }
 
 #[test]
+fn translation_passes_bytes_after_a_message_body_on_unchanged() {
+    // rpyc's brine.load (and our engine) ignore bytes after a message's
+    // body; a translating proxy must relay such a message, not end the
+    // connection over it. No stock peer sends them, so a hand-made 5.x
+    // client does, and a stock 6.x server has to answer.
+    common::require_rpyc();
+    if common::rpyc5() {
+        eprintln!("SKIPPED: needs an rpyc 6.x server");
+        return;
+    }
+    let server = common::spawn_rpyc_server(
+        r#"
+        class EchoService(rpyc.Service):
+            pass
+        "#,
+    );
+    let proxy = ProxyProc::start(
+        &format!("127.0.0.1:{}", server.port()),
+        &["--trace", "--client-dialect", "5", "--server-dialect", "6"],
+    );
+    let mut c = TcpStream::connect(&proxy.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut request = GETROOT_V5.to_vec();
+    request.extend_from_slice(b"\xde\xad\xbe\xef");
+    c.write_all(&frame(&request)).expect("send");
+    // The answer: one uncompressed frame holding a 5.x reply to seq 0.
+    let mut head = [0u8; 5];
+    c.read_exact(&mut head).expect("a reply through the proxy");
+    let len = u32::from_be_bytes([head[0], head[1], head[2], head[3]]) as usize;
+    assert_eq!(head[4], 0, "a small reply is not compressed");
+    let mut payload = vec![0u8; len];
+    c.read_exact(&mut payload).expect("the reply's payload");
+    assert_eq!(&payload[..3], b"\x12\x52\x50", "a 5.x reply (msg 2) to seq 0: {payload:02x?}");
+    drop(c);
+    let (lines, err) = proxy.stop();
+    let text = lines.join("\n");
+    assert!(!err.contains("not an rpyc message"), "{err}");
+    assert!(text.contains("request   GETROOT()") && !text.contains("GARBAGE"), "{text}");
+}
+
+#[test]
+fn an_untraced_proxy_hears_an_auto_client_first_then_relays_or_translates() {
+    // Without trace or record, the proxy reads an `auto` client's first
+    // message itself: the same dialect as the server's goes raw (one
+    // thread), another goes to the translating pumps with what was read.
+    common::require_rpyc();
+    if common::rpyc5() {
+        eprintln!("SKIPPED: needs an rpyc 6.x server");
+        return;
+    }
+    let server = common::spawn_rpyc_server(
+        r#"
+        class EchoService(rpyc.Service):
+            def exposed_echo(self, x):
+                return x
+        "#,
+    );
+    let proxy = ProxyProc::start(&format!("127.0.0.1:{}", server.port()), &["--server-dialect", "6"]);
+    for legacy in [false, true, false] {
+        let stream =
+            Stream::tcp_connect(("127.0.0.1", proxy.port()), Some(Duration::from_secs(20))).expect("connect");
+        let config =
+            Config::default().with_timeout(Some(Duration::from_secs(30))).with_legacy_framing(legacy);
+        let conn = Connection::new(stream, Arc::new(VoidService), config);
+        let root = conn.root().expect("root through the proxy");
+        let big = "x".repeat(200_000); // compressed on the way, both ways
+        for n in 0..20i64 {
+            assert_eq!(i64::from_object(root.call_method("echo", (n,)).expect("echo")).expect("int"), n);
+        }
+        let back = root.call_method("echo", (big.as_str(),)).expect("echo a big string");
+        assert_eq!(String::from_object(back).expect("str"), big, "legacy framing: {legacy}");
+        drop(root);
+        conn.close();
+    }
+    let (lines, err) = proxy.stop();
+    assert!(lines.is_empty() && !err.contains("c1:") && !err.contains("c3:"), "{lines:?} {err}");
+}
+
+#[test]
+fn an_untraced_relay_keeps_each_direction_going_while_the_other_is_stalled() {
+    // One thread relays both directions of an untraced connection; a peer
+    // that reads only after its own send is done (rpyc's server does)
+    // must not stall the other direction. Here the server sends SIZE bytes
+    // before reading anything, while the client sends SIZE bytes on one
+    // thread and reads on another, as a direct connection allows.
+    const SIZE: usize = 24 << 20;
+    let upstream = TcpListener::bind("127.0.0.1:0").expect("bind");
+    let up_addr = upstream.local_addr().expect("addr").to_string();
+    let server = thread::spawn(move || {
+        let (mut s, _) = upstream.accept().expect("accept");
+        s.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        s.set_write_timeout(Some(Duration::from_secs(60))).expect("timeout");
+        s.write_all(&vec![0x5a; SIZE]).expect("the server's send completes");
+        s.shutdown(std::net::Shutdown::Write).expect("half-close");
+        let mut got = Vec::new();
+        s.read_to_end(&mut got).expect("the server reads everything");
+        got
+    });
+    let proxy = ProxyProc::start(&up_addr, &["--client-dialect", "6", "--server-dialect", "6"]);
+    let c = TcpStream::connect(&proxy.addr).expect("connect");
+    c.set_read_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    c.set_write_timeout(Some(Duration::from_secs(60))).expect("timeout");
+    let mut reader = c.try_clone().expect("clone");
+    let read = thread::spawn(move || {
+        let mut got = Vec::new();
+        reader.read_to_end(&mut got).expect("the client reads everything");
+        got
+    });
+    let sent: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    (&c).write_all(&sent).expect("the client's send completes");
+    c.shutdown(std::net::Shutdown::Write).expect("half-close");
+    let got = read.join().expect("reader");
+    assert!(got.len() == SIZE && got.iter().all(|&b| b == 0x5a), "server -> client: {} bytes", got.len());
+    let at_server = server.join().expect("server");
+    assert!(at_server == sent, "client -> server: {} bytes, unchanged", at_server.len());
+    let (lines, err) = proxy.stop();
+    assert!(lines.is_empty() && !err.contains("c1:"), "no trace, no notice: {lines:?} {err}");
+}
+
+#[test]
 fn decode_reads_captures_and_reports_garbage_and_truncation() {
     let dir = TempDir::new();
     let mut good = frame(GETROOT_V6);

@@ -8,6 +8,9 @@
 //! bench rpc-client HOST:PORT [--rpyc5]     the rpyc-rs client calling root.echo(1) on
 //!                                          any RPyC server (Python's or `rpyc-rs serve`);
 //!                                          --rpyc5 for an rpyc 5.x server
+//! bench relay --to HOST:PORT [--poll]      the floor of any relay (`ci/bench proxy`): a
+//!                                          minimal TCP relay, a thread per direction
+//!                                          or, --poll, one for both (the proxy's shapes)
 //! ```
 //!
 //! The raw ping-pong is the floor under every RPyC call on this machine:
@@ -24,6 +27,7 @@
 
 mod driver;
 mod pingpong;
+mod relay;
 mod rpc;
 
 use std::process::ExitCode;
@@ -32,7 +36,8 @@ fn usage() -> ExitCode {
     eprintln!(
         "usage: bench pingpong-serve [--port P]\n       \
          bench pingpong-client HOST:PORT --req BYTES --rep BYTES\n       \
-         bench rpc-client HOST:PORT [--rpyc5]"
+         bench rpc-client HOST:PORT [--rpyc5]\n       \
+         bench relay --to HOST:PORT [--poll]"
     );
     ExitCode::from(2)
 }
@@ -60,6 +65,10 @@ fn run(args: &[String]) -> Result<(), String> {
         Some("rpc-client") => {
             let addr = args.get(1).ok_or("rpc-client needs HOST:PORT")?;
             rpc::client(addr, args.iter().any(|a| a == "--rpyc5"))
+        }
+        Some("relay") => {
+            let to: String = opt(args, "--to")?.ok_or("relay needs --to HOST:PORT")?;
+            relay::serve(&to, args.iter().any(|a| a == "--poll"))
         }
         _ => Err(String::new()),
     }

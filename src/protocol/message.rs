@@ -372,7 +372,9 @@ pub struct MessageSpan {
 }
 
 /// Parses a payload's header (either dialect) and checks that its body is
-/// exactly one well-formed brine value, without building it.
+/// one well-formed brine value, without building it. Bytes after the
+/// value are accepted, as the engine and rpyc's `brine.load` ignore them;
+/// they stay in the payload after the body (and [`reframe`] passes them on).
 pub fn split_message(payload: &[u8], opts: DecodeOptions) -> Result<MessageSpan> {
     let mut h = parse_header(payload, opts)?;
     let (dialect, skip) = match Dialect::of(payload) {
@@ -381,13 +383,13 @@ pub fn split_message(payload: &[u8], opts: DecodeOptions) -> Result<MessageSpan>
     };
     let body = h.body.offset() + skip;
     h.body.skip_value()?;
-    h.body.finish()?;
     Ok(MessageSpan { dialect, msg: h.msg, seq: h.seq, body })
 }
 
 /// Re-frames a payload for a peer speaking `to`: the same message, type,
-/// seq and body bytes, with the header of the other dialect. Returns a
-/// buffer ready for [`FrameWriter::send_prepared`](crate::channel::FrameWriter::send_prepared).
+/// seq and body bytes (with any bytes after the body, unchanged), under the
+/// header of the other dialect. Returns a buffer ready for
+/// [`FrameWriter::send_prepared`](crate::channel::FrameWriter::send_prepared).
 pub fn reframe(payload: &[u8], span: &MessageSpan, to: Dialect, buf: &mut Vec<u8>) {
     begin_framed(buf, span.msg, span.seq, to == Dialect::Rpyc5);
     buf.extend_from_slice(&payload[span.body..]);
@@ -465,8 +467,18 @@ mod tests {
         assert_eq!((s6.dialect, s6.body), (Dialect::Rpyc6, 3));
         reframe(v6, &s6, Dialect::Rpyc5, &mut buf);
         assert_eq!(&buf[HEADER_LEN..], v5);
-        // A body with bytes past its value, or cut short, is refused.
-        assert!(split_message(b"\x01\x11\x50\x00\x00", DecodeOptions::default()).is_err());
+        // Bytes past the body's value are accepted (the engine and rpyc's
+        // brine.load ignore them) and carried over unchanged either way.
+        let t6: &[u8] = b"\x01\x11\x50\x11\x53\x11\x51\x02\xde\xad";
+        let t5: &[u8] = b"\x12\x51\x50\x11\x53\x11\x51\x02\xde\xad";
+        let s = split_message(t6, DecodeOptions::default()).unwrap();
+        assert_eq!((s.dialect, s.msg, s.seq, s.body), (Dialect::Rpyc6, MSG_REQUEST, 0, 3));
+        reframe(t6, &s, Dialect::Rpyc5, &mut buf);
+        assert_eq!(&buf[HEADER_LEN..], t5);
+        let s = split_message(t5, DecodeOptions::default()).unwrap();
+        reframe(t5, &s, Dialect::Rpyc6, &mut buf);
+        assert_eq!(&buf[HEADER_LEN..], t6);
+        // A body cut short is refused.
         assert!(split_message(b"\x01\x11\x50\x12", DecodeOptions::default()).is_err());
         assert_eq!(Dialect::of(b"\x07"), None);
         assert_eq!(Handler::GetAttr.name(), "GETATTR");

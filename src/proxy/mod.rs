@@ -4,7 +4,12 @@
 //! ([`crate::trace`]), recording it raw, and translating message framing
 //! between rpyc 5.x and 6.x so mixed fleets can talk.
 //!
-//! Per connection, two pumps (one per direction) run on their own threads:
+//! A connection whose bytes nobody needs to look at (no trace, no record,
+//! the same dialect on both sides) is relayed both ways by one thread
+//! (`raw.rs`: fewer context switches per message, and one thread per
+//! connection instead of two); with an `auto` client, once its first
+//! message has told its dialect. Otherwise two pumps (one per direction)
+//! run on their own threads:
 //!
 //! * **raw**: bytes are passed on as they are read; when tracing, they go
 //!   through a [`FrameSplitter`] into the trace first (so a request is on
@@ -16,8 +21,9 @@
 //!   [`FrameWriter`] (which compresses as rpyc does). Garbage ends that one
 //!   connection, with a notice that says why.
 //!
-//! The pumps live in `pump.rs`; this file holds the listener, the sockets,
-//! the accept loop and the dialect probe.
+//! The pumps live in `pump.rs`, the one-thread relay in `raw.rs`; this
+//! file holds the sockets, the accept loop (on the listener the servers
+//! use too, `crate::listener`) and the dialect probe.
 //!
 //! The server's dialect is given, or probed once per proxy: a 6.x PING on
 //! a fresh connection; a 6.x server answers it, a 5.x server drops the
@@ -29,9 +35,9 @@
 use std::collections::HashMap;
 use std::fs::File;
 use std::io::{self, Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream, ToSocketAddrs};
+use std::net::{Shutdown, TcpStream, ToSocketAddrs};
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -42,6 +48,7 @@ use parking_lot::Mutex;
 
 use crate::brine::{put_bytes, put_int, put_tuple_header, DecodeOptions};
 use crate::channel::{frame_payload, ChannelConfig, FrameWriter, DEFAULT_MAX_FRAME_SIZE};
+use crate::listener::{Accepted, Listener};
 use crate::protocol::boxing::LABEL_VALUE;
 use crate::protocol::message::{begin_request, split_message, Dialect, Handler, MSG_REPLY};
 use crate::stream::WriteHalf;
@@ -49,6 +56,7 @@ use crate::trace::format::Format;
 use crate::trace::{ConnTrace, FrameSplitter, Piece, Side};
 
 mod pump;
+mod raw;
 
 use pump::{Decision, Pump, Verdict};
 
@@ -161,13 +169,8 @@ impl ProxyBuilder {
     /// Binds the listening socket.
     pub fn bind(self) -> io::Result<Proxy> {
         let listener = match &self.listen {
-            Endpoint::Tcp(a) => Listener::Tcp(TcpListener::bind(a.as_str())?),
-            Endpoint::Unix(p) => {
-                if p.exists() && UnixStream::connect(p).is_err() {
-                    std::fs::remove_file(p)?;
-                }
-                Listener::Unix(UnixListener::bind(p)?, p.clone())
-            }
+            Endpoint::Tcp(a) => Listener::bind_tcp(a.as_str())?,
+            Endpoint::Unix(p) => Listener::bind_unix(p)?,
         };
         if let Some(dir) = &self.record {
             std::fs::create_dir_all(dir)?;
@@ -196,39 +199,6 @@ impl ProxyBuilder {
     }
 }
 
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl Listener {
-    fn fd(&self) -> RawFd {
-        match self {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l, _) => l.as_raw_fd(),
-        }
-    }
-
-    fn accept(&self) -> io::Result<Sock> {
-        match self {
-            Listener::Tcp(l) => {
-                let (s, _) = l.accept()?;
-                s.set_nodelay(true)?;
-                Ok(Sock::Tcp(s))
-            }
-            Listener::Unix(l, _) => Ok(Sock::Unix(l.accept()?.0)),
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Listener::Unix(_, p) = self {
-            let _ = std::fs::remove_file(p);
-        }
-    }
-}
-
 /// A connected socket of either family; both pumps share it.
 #[derive(Debug)]
 enum Sock {
@@ -237,6 +207,17 @@ enum Sock {
 }
 
 impl Sock {
+    /// Wraps an accepted client (TCP without Nagle, as rpyc's sockets).
+    fn accepted(a: Accepted) -> io::Result<Sock> {
+        match a {
+            Accepted::Tcp(s) => {
+                s.set_nodelay(true)?;
+                Ok(Sock::Tcp(s))
+            }
+            Accepted::Unix(s) => Ok(Sock::Unix(s)),
+        }
+    }
+
     fn connect(to: &Endpoint, timeout: Duration) -> io::Result<Sock> {
         match to {
             Endpoint::Tcp(a) => {
@@ -267,6 +248,29 @@ impl Sock {
         match self {
             Sock::Tcp(s) => (&*s).write_all(data),
             Sock::Unix(s) => (&*s).write_all(data),
+        }
+    }
+
+    /// One `write(2)`: how much was taken (a non-blocking socket may take
+    /// part or nothing: `WouldBlock`).
+    fn write(&self, data: &[u8]) -> io::Result<usize> {
+        match self {
+            Sock::Tcp(s) => (&*s).write(data),
+            Sock::Unix(s) => (&*s).write(data),
+        }
+    }
+
+    fn set_nonblocking(&self, on: bool) -> io::Result<()> {
+        match self {
+            Sock::Tcp(s) => s.set_nonblocking(on),
+            Sock::Unix(s) => s.set_nonblocking(on),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        match self {
+            Sock::Tcp(s) => s.as_raw_fd(),
+            Sock::Unix(s) => s.as_raw_fd(),
         }
     }
 
@@ -347,9 +351,10 @@ pub struct Proxy {
 impl Proxy {
     /// Where it listens: `127.0.0.1:PORT` (the port it got) or the path.
     pub fn local_addr(&self) -> String {
-        match &self.listener {
-            Listener::Tcp(l) => l.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-            Listener::Unix(_, p) => p.display().to_string(),
+        match (self.listener.tcp_addr(), self.listener.unix_path()) {
+            (Some(a), _) => a.map(|a| a.to_string()).unwrap_or_default(),
+            (None, Some(p)) => p.display().to_string(),
+            (None, None) => String::new(),
         }
     }
 
@@ -359,10 +364,10 @@ impl Proxy {
         let mut threads: Vec<JoinHandle<()>> = Vec::new();
         while !stop.load(Ordering::SeqCst) {
             threads.retain(|t| !t.is_finished());
-            if !wait_readable(self.listener.fd(), 100)? {
+            if !self.listener.wait_readable(100)? {
                 continue;
             }
-            let client = match self.listener.accept() {
+            let client = match self.listener.accept().and_then(Sock::accepted) {
                 Ok(c) => Arc::new(c),
                 Err(e) if e.kind() == io::ErrorKind::Interrupted || e.kind() == io::ErrorKind::WouldBlock => {
                     continue
@@ -385,19 +390,6 @@ impl Proxy {
     }
 }
 
-/// Waits up to `ms` for `fd` to be readable (a connection to accept).
-fn wait_readable(fd: RawFd, ms: i32) -> io::Result<bool> {
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
-    // SAFETY: `p` is a valid pollfd for the duration of the call, and the
-    // count passed is 1.
-    let r = unsafe { libc::poll(&mut p, 1, ms) };
-    if r < 0 {
-        let e = io::Error::last_os_error();
-        return if e.kind() == io::ErrorKind::Interrupted { Ok(false) } else { Err(e) };
-    }
-    Ok(r > 0)
-}
-
 fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
     let server = match connect_server(&shared, conn) {
         Ok(s) => s,
@@ -413,6 +405,39 @@ fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
     if let (DialectChoice::Fixed(c), Some(s)) = (shared.client, server_dialect) {
         decision.set(Verdict::Dialects(c, s));
     }
+    // Nothing to look at in the bytes (no trace, no record, no translation):
+    // one thread relays both ways (raw.rs). An `auto` client is heard first.
+    let mut first = Vec::new();
+    if shared.format.is_none() && shared.record.is_none() {
+        let raw = match (decision.peek(), server_dialect) {
+            (Some(Verdict::Dialects(c, s)), _) => c == s,
+            (None, Some(s)) => {
+                let got = raw::read_first(&client, shared.max);
+                first = got.bytes;
+                match got.dialect {
+                    Some(c) if c != s => {
+                        decision.set(Verdict::Dialects(c, s));
+                        false
+                    }
+                    // The same dialect, or bytes that are no rpyc message
+                    // (relayed unchanged, as the pumps would).
+                    _ => true,
+                }
+            }
+            _ => false,
+        };
+        if raw {
+            let sent = std::mem::take(&mut first);
+            let outcome = server.write_all(&sent).and_then(|()| raw::relay(&client, &server));
+            if let Err(e) = outcome {
+                shared.notice(conn, &format!("relaying failed: {e}"));
+            }
+            client.shutdown(Shutdown::Both);
+            server.shutdown(Shutdown::Both);
+            shared.live.lock().remove(&conn);
+            return;
+        }
+    }
     let trace = shared.format.map(|_| Arc::new(Mutex::new(ConnTrace::new(conn, shared.max))));
     let file = |side: &str| {
         shared.record.as_ref().and_then(|d| File::create(d.join(format!("c{conn}.{side}.raw"))).ok())
@@ -426,6 +451,7 @@ fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
         trace: trace.clone(),
         record: file("client"),
         decision: decision.clone(),
+        first,
     };
     let down = Pump {
         shared: shared.clone(),
@@ -436,6 +462,7 @@ fn relay(shared: Arc<Shared>, conn: u64, client: Arc<Sock>) {
         trace: trace.clone(),
         record: file("server"),
         decision: decision.clone(),
+        first: Vec::new(),
     };
     let down = std::thread::spawn(move || down.run());
     up.run();

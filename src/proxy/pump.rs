@@ -50,6 +50,11 @@ impl Decision {
         self.ready.notify_all();
     }
 
+    /// The verdict, if it is in.
+    pub(super) fn peek(&self) -> Option<Verdict> {
+        *self.state.lock()
+    }
+
     /// Sets `v` unless a verdict is already in.
     fn set_if_pending(&self, v: Verdict) {
         let mut s = self.state.lock();
@@ -80,6 +85,9 @@ pub(super) struct Pump {
     pub(super) trace: Option<Arc<Mutex<ConnTrace>>>,
     pub(super) record: Option<File>,
     pub(super) decision: Arc<Decision>,
+    /// Bytes already read from `src` (the client's first message, read
+    /// to decide the dialect), handled before anything else.
+    pub(super) first: Vec<u8>,
 }
 
 /// How a pump forwards.
@@ -111,7 +119,7 @@ impl Pump {
 
     /// The mode to start in, waiting (server side) for the decision.
     fn start_mode(&self) -> Option<Mode> {
-        let decided = *self.decision.state.lock();
+        let decided = self.decision.peek();
         let v = match (self.from, decided) {
             (_, Some(v)) => v,
             (Side::Client, None) => return Some(Mode::Frames(None)),
@@ -135,14 +143,20 @@ impl Pump {
         let mut writer = FrameWriter::new(Box::new(SockWriter(self.dst.clone())), &ChannelConfig::default());
         let mut out_buf = Vec::new();
         let mut chunk = vec![0u8; 64 * 1024];
+        let mut first = std::mem::take(&mut self.first);
         loop {
-            let n = match self.src.read(&mut chunk) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
+            let held: Vec<u8>;
+            let data = if first.is_empty() {
+                match self.src.read(&mut chunk) {
+                    Ok(0) => break,
+                    Ok(n) => &chunk[..n],
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => break,
+                }
+            } else {
+                held = std::mem::take(&mut first);
+                &held[..]
             };
-            let data = &chunk[..n];
             if let Some(f) = self.record.as_mut() {
                 let _ = f.write_all(data);
             }

@@ -4,8 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
-use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
@@ -13,7 +12,8 @@ use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex};
 
-use super::{Listener, Mode, RootFactory, Server, ServerAddr, Shared, Waker};
+use super::{Mode, RootFactory, Server, ServerAddr, Shared, Waker};
+use crate::listener::Listener;
 use crate::protocol::Config;
 use crate::registry::RegistryClient;
 use crate::service::Expose;
@@ -179,24 +179,13 @@ impl ServerBuilder {
     /// Binds the listening socket.
     pub fn bind(self) -> io::Result<Server> {
         let listener = match &self.bind {
-            ServerAddr::Tcp(a) => Listener::Tcp(TcpListener::bind(a)?),
-            ServerAddr::Unix(p) => {
-                if p.exists() && UnixStream::connect(p).is_err() {
-                    std::fs::remove_file(p)?;
-                }
-                Listener::Unix(UnixListener::bind(p)?, p.clone())
-            }
+            ServerAddr::Tcp(a) => Listener::bind_tcp(a)?,
+            ServerAddr::Unix(p) => Listener::bind_unix(p)?,
         };
-        // std listens with a backlog of 128; a second listen() on a
-        // listening socket only changes the backlog.
-        let backlog = self.limits.backlog.min(libc::c_int::MAX as u32) as libc::c_int;
-        // SAFETY: our listening descriptor; listen() only sets its queue.
-        if unsafe { libc::listen(listener.fd(), backlog) } != 0 {
-            return Err(io::Error::last_os_error());
-        }
-        let addr = match &listener {
-            Listener::Tcp(l) => ServerAddr::Tcp(l.local_addr()?),
-            Listener::Unix(_, p) => ServerAddr::Unix(p.clone()),
+        listener.set_backlog(self.limits.backlog)?;
+        let addr = match listener.tcp_addr() {
+            Some(a) => ServerAddr::Tcp(a?),
+            None => self.bind.clone(),
         };
         Ok(Server {
             listener: Some(listener),

@@ -69,9 +69,9 @@ pub use builder::{
 
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
-use std::net::{SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::os::fd::{AsRawFd, RawFd};
-use std::os::unix::net::{UnixListener, UnixStream};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -80,6 +80,7 @@ use std::time::{Duration, Instant};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::listener::{Accepted, Listener};
 use crate::protocol::{Config, Connection};
 use crate::registry::{Registrar, RegistryClient};
 use crate::service::Expose;
@@ -129,48 +130,6 @@ impl std::fmt::Display for ServerAddr {
         match self {
             ServerAddr::Tcp(a) => write!(f, "{a}"),
             ServerAddr::Unix(p) => write!(f, "{}", p.display()),
-        }
-    }
-}
-
-enum Listener {
-    Tcp(TcpListener),
-    Unix(UnixListener, PathBuf),
-}
-
-impl Listener {
-    fn fd(&self) -> RawFd {
-        match self {
-            Listener::Tcp(l) => l.as_raw_fd(),
-            Listener::Unix(l, _) => l.as_raw_fd(),
-        }
-    }
-
-    fn accept(&self) -> io::Result<Stream> {
-        match self {
-            Listener::Tcp(l) => Stream::from_tcp(l.accept()?.0),
-            Listener::Unix(l, _) => Stream::from_unix(l.accept()?.0),
-        }
-    }
-
-    /// Accepts one client and closes it at once (no descriptor to spare,
-    /// or no room): it sees the connection end rather than hang.
-    fn refuse_one(&self) {
-        // SAFETY: accepting on our listening descriptor; a returned
-        // descriptor is ours and closed right away.
-        unsafe {
-            let fd = libc::accept(self.fd(), std::ptr::null_mut(), std::ptr::null_mut());
-            if fd >= 0 {
-                libc::close(fd);
-            }
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        if let Listener::Unix(_, path) = self {
-            let _ = std::fs::remove_file(path);
         }
     }
 }
@@ -588,7 +547,10 @@ impl Server {
             if fds[0].revents == 0 {
                 continue;
             }
-            let stream = match listener.accept() {
+            let stream = match listener.accept().and_then(|a| match a {
+                Accepted::Tcp(s) => Stream::from_tcp(s),
+                Accepted::Unix(s) => Stream::from_unix(s),
+            }) {
                 Ok(s) => s,
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EMFILE | libc::ENFILE)) => {
                     log::warn!("out of file descriptors: refusing a client");

@@ -291,7 +291,10 @@ impl ConnTrace {
         }
         let parsed =
             split_message(payload, DecodeOptions::default()).map_err(|e| e.to_string()).and_then(|span| {
-                crate::brine::decode(&payload[span.body..])
+                // Bytes after the body are ignored, as by the engine and
+                // rpyc's brine.load (the peer acts on the message).
+                crate::brine::Decoder::new(&payload[span.body..])
+                    .read_value()
                     .map(|body| (span, body))
                     .map_err(|e| e.to_string())
             });
