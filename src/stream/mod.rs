@@ -56,6 +56,21 @@ pub trait ReadHalf: Send {
     /// waits forever). Returns `Ok(0)` at end of stream and an error of kind
     /// [`io::ErrorKind::TimedOut`] when the time runs out with nothing read.
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// Like [`ReadHalf::read_timeout`], but appends at most `max` bytes to
+    /// `buf` (reserving room for them) and returns how many it appended.
+    ///
+    /// The channel reads large frames this way, straight into the payload
+    /// it hands on. The default zeroes the room first; a stream that can
+    /// read into uninitialized memory (sockets do) overrides it, so that a
+    /// large frame is not written twice.
+    fn read_append(&mut self, buf: &mut Vec<u8>, max: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        let old = buf.len();
+        buf.resize(old + max, 0);
+        let r = self.read_timeout(&mut buf[old..], timeout);
+        buf.truncate(old + r.as_ref().map_or(0, |&n| n.min(max)));
+        r
+    }
 }
 
 /// The sending half of a stream.
