@@ -179,18 +179,24 @@ impl<'a> Decoder<'a> {
     /// within the limits before acting on any of them.
     pub fn skip_value(&mut self) -> Result<(), BrineError> {
         // Items still to read at each open level; one value at the start.
-        let mut pending: Vec<usize> = Vec::new();
+        // The first levels live on the stack (every message is checked this
+        // way, and most are a few levels deep), deeper ones on the heap.
+        let mut shallow = [0usize; 8];
+        let mut deep: Vec<usize> = Vec::new();
+        let mut depth = 0usize;
         let mut left = 1usize;
         loop {
             if left == 0 {
-                match pending.pop() {
-                    Some(outer) => {
-                        self.leave();
-                        left = outer;
-                        continue;
-                    }
-                    None => return Ok(()),
+                if depth == 0 {
+                    return Ok(());
                 }
+                depth -= 1;
+                left = match shallow.get(depth) {
+                    Some(&outer) => outer,
+                    None => deep.pop().unwrap_or(0),
+                };
+                self.leave();
+                continue;
             }
             left -= 1;
             let n = match self.next_token()? {
@@ -199,7 +205,11 @@ impl<'a> Decoder<'a> {
                 _ => continue,
             };
             self.enter()?;
-            pending.push(left);
+            match shallow.get_mut(depth) {
+                Some(slot) => *slot = left,
+                None => deep.push(left),
+            }
+            depth += 1;
             left = n;
         }
     }
@@ -312,6 +322,24 @@ mod tests {
         assert_eq!(d.offset(), first);
         assert_eq!(d.next_token().unwrap(), Token::Int(7));
         d.finish().unwrap();
+    }
+
+    /// Deeper than the levels kept on the stack, with an item after each
+    /// nested one, so every level's count must come back intact.
+    #[test]
+    fn skip_value_past_the_shallow_levels() {
+        let mut v = Value::None;
+        for i in 0..20 {
+            v = Value::Tuple(vec![v, i.into(), "after".into()]);
+        }
+        let mut data = Vec::new();
+        crate::brine::encode_into(&v, &mut data).unwrap();
+        let first = data.len();
+        crate::brine::put_int(&mut data, 7);
+        let mut d = Decoder::new(&data);
+        d.skip_value().unwrap();
+        assert_eq!(d.offset(), first);
+        assert_eq!(d.next_token().unwrap(), Token::Int(7));
     }
 
     #[test]
