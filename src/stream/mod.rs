@@ -48,6 +48,9 @@ mod socket;
 pub mod tls;
 
 use memory::{MemReader, MemWriter, Pipe};
+/// The Python backend waits out an idle connection with it.
+#[cfg(feature = "python")]
+pub(crate) use socket::wait_readable;
 use socket::{set_int_option, AckDebt, FdReader, SocketReader, SocketWriter};
 
 /// The receiving half of a stream.

@@ -33,7 +33,7 @@ pub(super) type AckDebt = Arc<AtomicBool>;
 /// Waits until `fd` is readable (or hung up), at most `timeout`. False when
 /// the time ran out; an `Interrupted` error when `on_interrupt` abandoned
 /// the wait.
-pub(super) fn wait_readable(
+pub(crate) fn wait_readable(
     fd: RawFd,
     timeout: Option<Duration>,
     mut on_interrupt: Option<&mut InterruptHook>,
