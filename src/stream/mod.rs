@@ -64,10 +64,13 @@ pub trait ReadHalf: Send {
     /// `buf` (reserving room for them) and returns how many it appended.
     ///
     /// The channel reads large frames this way, straight into the payload
-    /// it hands on. The default zeroes the room first; a stream that can
-    /// read into uninitialized memory (sockets do) overrides it, so that a
-    /// large frame is not written twice.
+    /// it hands on. The default zeroes the room first, at most
+    /// [`APPEND_CHUNK`] bytes a call (a read returns what has arrived, so
+    /// zeroing all of `max` each time would cost a large frame quadratic
+    /// time); a stream that can read into uninitialized memory (sockets
+    /// do) overrides it, so that a large frame is not written twice.
     fn read_append(&mut self, buf: &mut Vec<u8>, max: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        let max = max.min(APPEND_CHUNK);
         let old = buf.len();
         buf.resize(old + max, 0);
         let r = self.read_timeout(&mut buf[old..], timeout);
@@ -75,6 +78,10 @@ pub trait ReadHalf: Send {
         r
     }
 }
+
+/// The most [`ReadHalf::read_append`]'s default reads (and zeroes) a call:
+/// a TLS record's plaintext at most, so a TLS stream zeroes what it reads.
+pub const APPEND_CHUNK: usize = 16 * 1024;
 
 /// The sending half of a stream.
 pub trait WriteHalf: Send {
