@@ -82,6 +82,7 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 import socket
 import ssl
 import zlib
+from threading import Condition
 from typing import Any, Callable, Dict, Optional, Tuple
 
 from rpyc.core import consts
@@ -247,6 +248,21 @@ class Connection(_RpycConnection):  # type: ignore[misc]
     def __repr__(self) -> str:
         text: str = super().__repr__()
         return text.replace("Connection", "rpyc_rs.Connection", 1)
+
+    # rpyc's serve() waits on this Condition; the engine never does. With its
+    # deque it is over a kilobyte, a twentieth of what an idle connection
+    # costs (issue 14), so it is made only if some code asks for it, and the
+    # one rpyc's __init__ makes is dropped.
+    @property
+    def _recv_event(self) -> Condition:
+        event: Optional[Condition] = self.__dict__.get("_rpyc_rs_recv_event")
+        if event is None:
+            event = self.__dict__["_rpyc_rs_recv_event"] = Condition()
+        return event
+
+    @_recv_event.setter
+    def _recv_event(self, _stock: Condition) -> None:
+        pass
 
     # -- requests ------------------------------------------------------
 

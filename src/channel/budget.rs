@@ -90,8 +90,12 @@ impl Lease {
     /// always works; growing fails past this lease's share or the budget.
     pub(crate) fn hold(&mut self, total: usize) -> Result<(), Exceeded> {
         let amount = total.saturating_sub(FREE_ALLOWANCE);
+        if amount == self.held {
+            // The common case, small frames: no shared counter touched.
+            return Ok(());
+        }
         let b = self.budget;
-        if amount <= self.held {
+        if amount < self.held {
             b.used.fetch_sub(self.held - amount, Ordering::AcqRel);
             if amount == 0 && self.held > 0 {
                 b.holders.fetch_sub(1, Ordering::AcqRel);

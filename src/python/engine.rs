@@ -57,7 +57,7 @@ pub(crate) struct PyWorld {
     /// handler number; empty when the connection's class overrides one of
     /// the methods those handlers call (`_access_attr`, `_check_attr`,
     /// `_handle_getattr`, `_handle_call`), so the override runs.
-    pub(crate) native_handlers: Vec<(i64, Py<PyAny>)>,
+    pub(crate) native_handlers: &'static [(i64, Py<PyAny>)],
     /// Proxies made without Python frames, when the connection keeps
     /// rpyc-rs's proxy factory and rpyc's proxy cache.
     pub(crate) fast_proxies: Option<super::proxies::FastProxies>,
@@ -131,6 +131,9 @@ struct RpycObjects {
     stock_conn: Py<PyAny>,
     /// The installed rpyc is 6.x.
     rpyc6: bool,
+    /// rpyc's own functions for the handlers `attrs.rs` serves natively:
+    /// the same for every connection, so kept once (not in each engine).
+    stock_handlers: Vec<(i64, Py<PyAny>)>,
 }
 
 fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
@@ -147,6 +150,13 @@ fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
     let stock_conn = stock_conn.unbind();
     let major = py.import("rpyc.version")?.getattr("version")?.get_item(0)?.str()?.to_str()?.parse::<i64>();
     let rpyc6 = major.is_ok_and(|m| m >= 6);
+    let handlers = stock_conn.call_method0(py, "_request_handlers")?;
+    let mut stock_handlers = Vec::new();
+    for h in super::attrs::NATIVE_HANDLERS {
+        if let Ok(f) = handlers.bind(py).get_item(h as i64) {
+            stock_handlers.push((h as i64, f.unbind()));
+        }
+    }
     Ok(OBJECTS.get_or_init(|| RpycObjects {
         base_netref,
         get_id_pack,
@@ -154,6 +164,7 @@ fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
         hasattr_static,
         stock_conn,
         rpyc6,
+        stock_handlers,
     }))
 }
 
@@ -162,23 +173,16 @@ fn rpyc_objects(py: Python<'_>) -> PyResult<&'static RpycObjects> {
 fn native_handlers(
     py: Python<'_>,
     conn: &Bound<'_, PyAny>,
-    rpyc: &RpycObjects,
-) -> PyResult<Vec<(i64, Py<PyAny>)>> {
+    rpyc: &'static RpycObjects,
+) -> PyResult<&'static [(i64, Py<PyAny>)]> {
     let stock = rpyc.stock_conn.bind(py);
     let cls = conn.get_type();
     for method in ["_access_attr", "_check_attr", "_handle_getattr", "_handle_call"] {
         if !cls.getattr(method)?.is(&stock.getattr(method)?) {
-            return Ok(Vec::new());
+            return Ok(&[]);
         }
     }
-    let stock_handlers = stock.call_method0("_request_handlers")?;
-    let mut out = Vec::new();
-    for h in super::attrs::NATIVE_HANDLERS {
-        if let Ok(f) = stock_handlers.get_item(h as i64) {
-            out.push((h as i64, f.unbind()));
-        }
-    }
-    Ok(out)
+    Ok(&rpyc.stock_handlers)
 }
 
 /// The native half of an `rpyc_rs.Connection`.
@@ -418,9 +422,23 @@ impl Engine {
     fn serve_all(&self, py: Python<'_>) -> PyResult<()> {
         let _inside = InEngine::enter();
         let w = &*self.world;
+        // With a socket of its own, the engine counts the connection idle
+        // after a while without a frame and waits on in a shallow frame
+        // (see `idle`); without one, it waits in the channel for good.
+        let fd = w.core.fileno();
+        let timeout = fd.map(|_| super::idle::IDLE_AFTER);
         loop {
-            match detach(py, || w.core.serve(w, None)) {
-                Ok(_) => {}
+            match detach(py, || w.core.serve(w, timeout)) {
+                Ok(true) => {}
+                Ok(false) => {
+                    if let Some(fd) = fd {
+                        let on_signal: InterruptHook =
+                            Box::new(|| attach(|py| py.check_signals()).err().map(interruption));
+                        if let Err(why) = detach(py, || super::idle::wait_for_data(fd, on_signal)) {
+                            return Err(self.error(py, Error::Interrupted(why)));
+                        }
+                    }
+                }
                 Err(Error::Closed { .. }) => {
                     // The peer is gone: rpyc's serve_all closes and returns.
                     if let Some(conn) = w.conn(py) {

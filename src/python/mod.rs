@@ -17,6 +17,7 @@ mod brine;
 mod cli;
 mod engine;
 mod exiting;
+mod idle;
 mod logging;
 mod lookup;
 mod proxies;

@@ -89,3 +89,25 @@ impl Drop for MemWriter {
         self.out.close();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::super::{Stream, APPEND_CHUNK};
+
+    /// The default `read_append` (a stream that reads into initialized
+    /// memory) adds what arrived, within `max` and one chunk a call.
+    #[test]
+    fn default_read_append_is_bounded_per_call() {
+        let (mut a, mut b) = Stream::pair();
+        a.writer.write_all(&vec![5u8; APPEND_CHUNK + 10]).unwrap();
+        let mut v = vec![1u8];
+        let t = Some(Duration::from_secs(5));
+        assert_eq!(b.reader.read_append(&mut v, 3, t).unwrap(), 3);
+        assert_eq!(b.reader.read_append(&mut v, usize::MAX / 2, t).unwrap(), APPEND_CHUNK);
+        assert_eq!(b.reader.read_append(&mut v, 100, t).unwrap(), 7);
+        assert_eq!(v.len(), 1 + APPEND_CHUNK + 10);
+        assert!(v[1..].iter().all(|&x| x == 5));
+    }
+}

@@ -48,6 +48,9 @@ mod socket;
 pub mod tls;
 
 use memory::{MemReader, MemWriter, Pipe};
+/// The Python backend waits out an idle connection with it.
+#[cfg(feature = "python")]
+pub(crate) use socket::wait_readable;
 use socket::{set_int_option, AckDebt, FdReader, SocketReader, SocketWriter};
 
 /// The receiving half of a stream.
@@ -56,7 +59,29 @@ pub trait ReadHalf: Send {
     /// waits forever). Returns `Ok(0)` at end of stream and an error of kind
     /// [`io::ErrorKind::TimedOut`] when the time runs out with nothing read.
     fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize>;
+
+    /// Like [`ReadHalf::read_timeout`], but appends at most `max` bytes to
+    /// `buf` (reserving room for them) and returns how many it appended.
+    ///
+    /// The channel reads large frames this way, straight into the payload
+    /// it hands on. The default zeroes the room first, at most
+    /// [`APPEND_CHUNK`] bytes a call (a read returns what has arrived, so
+    /// zeroing all of `max` each time would cost a large frame quadratic
+    /// time); a stream that can read into uninitialized memory (sockets
+    /// do) overrides it, so that a large frame is not written twice.
+    fn read_append(&mut self, buf: &mut Vec<u8>, max: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        let max = max.min(APPEND_CHUNK);
+        let old = buf.len();
+        buf.resize(old + max, 0);
+        let r = self.read_timeout(&mut buf[old..], timeout);
+        buf.truncate(old + r.as_ref().map_or(0, |&n| n.min(max)));
+        r
+    }
 }
+
+/// The most [`ReadHalf::read_append`]'s default reads (and zeroes) a call:
+/// a TLS record's plaintext at most, so a TLS stream zeroes what it reads.
+pub const APPEND_CHUNK: usize = 16 * 1024;
 
 /// The sending half of a stream.
 pub trait WriteHalf: Send {

@@ -17,6 +17,7 @@
 //! the note set forces the ACK first.
 
 use std::io::{self, Read, Write};
+use std::mem::MaybeUninit;
 use std::net::Shutdown;
 use std::os::fd::{AsRawFd, RawFd};
 use std::os::unix::net::UnixStream;
@@ -32,7 +33,7 @@ pub(super) type AckDebt = Arc<AtomicBool>;
 /// Waits until `fd` is readable (or hung up), at most `timeout`. False when
 /// the time ran out; an `Interrupted` error when `on_interrupt` abandoned
 /// the wait.
-pub(super) fn wait_readable(
+pub(crate) fn wait_readable(
     fd: RawFd,
     timeout: Option<Duration>,
     mut on_interrupt: Option<&mut InterruptHook>,
@@ -162,11 +163,14 @@ impl SocketReader {
         Ok(())
     }
 
-    /// One `recv`; `None` for "would block / kernel timeout".
-    fn recv(&mut self, buf: &mut [u8], flags: libc::c_int) -> io::Result<Option<usize>> {
+    /// One `recv` into `buf`; `None` for "would block / kernel timeout".
+    /// The bytes it reports are initialized; the rest of `buf` is left as
+    /// it was.
+    fn recv(&mut self, buf: &mut [MaybeUninit<u8>], flags: libc::c_int) -> io::Result<Option<usize>> {
         loop {
-            // SAFETY: `buf` is valid for `buf.len()` writable bytes and the
-            // descriptor is owned by `self.sock`.
+            // SAFETY: `buf` is valid for `buf.len()` writable bytes (the
+            // kernel only writes to it, never reads it) and the descriptor
+            // is owned by `self.sock`.
             let rc = unsafe {
                 libc::recv(self.sock.as_raw_fd(), buf.as_mut_ptr() as *mut libc::c_void, buf.len(), flags)
             };
@@ -188,7 +192,7 @@ impl SocketReader {
         }
     }
 
-    fn read_inner(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+    fn read_inner(&mut self, buf: &mut [MaybeUninit<u8>], timeout: Option<Duration>) -> io::Result<usize> {
         let deadline = timeout.map(|t| Instant::now() + t);
         if self.poll_only {
             if !wait_readable(self.sock.as_raw_fd(), timeout, self.on_interrupt.as_mut())? {
@@ -196,8 +200,8 @@ impl SocketReader {
             }
             return self.recv(buf, libc::MSG_DONTWAIT)?.ok_or_else(timed_out);
         }
+        let mut left = timeout;
         loop {
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if left == Some(Duration::ZERO) {
                 // A poll: whatever has arrived, without waiting.
                 return self.recv(buf, libc::MSG_DONTWAIT)?.ok_or_else(timed_out);
@@ -213,16 +217,16 @@ impl SocketReader {
             // The kernel's timeout ran out (it may be shorter than ours), or
             // someone made the descriptor non-blocking: wait for the rest
             // with poll rather than spin.
-            let left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
+            left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
             if !wait_readable(self.sock.as_raw_fd(), left, self.on_interrupt.as_mut())? {
                 return Err(timed_out());
             }
+            left = deadline.map(|d| d.saturating_duration_since(Instant::now()));
         }
     }
-}
 
-impl ReadHalf for SocketReader {
-    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+    /// One read with the ACK bookkeeping of the module docs around it.
+    fn read_acked(&mut self, buf: &mut [MaybeUninit<u8>], timeout: Option<Duration>) -> io::Result<usize> {
         if let Some(ack) = &self.ack {
             // About to wait with data unacknowledged: see the module docs.
             if ack.swap(false, Ordering::Relaxed) {
@@ -235,6 +239,26 @@ impl ReadHalf for SocketReader {
                 ack.store(true, Ordering::Relaxed);
             }
         }
+        Ok(n)
+    }
+}
+
+impl ReadHalf for SocketReader {
+    fn read_timeout(&mut self, buf: &mut [u8], timeout: Option<Duration>) -> io::Result<usize> {
+        // SAFETY: the same memory seen as possibly uninitialized: `recv`
+        // only ever writes initialized bytes into it, so it stays a valid
+        // `[u8]` whatever happens.
+        let buf = unsafe { &mut *(buf as *mut [u8] as *mut [MaybeUninit<u8>]) };
+        self.read_acked(buf, timeout)
+    }
+
+    fn read_append(&mut self, buf: &mut Vec<u8>, max: usize, timeout: Option<Duration>) -> io::Result<usize> {
+        buf.reserve(max);
+        let room = &mut buf.spare_capacity_mut()[..max];
+        let n = self.read_acked(room, timeout)?.min(max);
+        // SAFETY: `recv` initialized the first `n` bytes of the spare
+        // capacity, which directly follows the initialized part.
+        unsafe { buf.set_len(buf.len() + n) };
         Ok(n)
     }
 }
@@ -325,6 +349,28 @@ mod tests {
         assert_eq!(&buf[..n], b"late");
         drop(writer.join().unwrap());
         assert_eq!(st.reader.read_timeout(&mut buf, Some(Duration::from_secs(5))).unwrap(), 0);
+    }
+
+    /// `read_append` reads into a vector's spare room: never more than
+    /// `max` bytes, after what the vector held, and only what arrived.
+    #[test]
+    fn read_append_adds_what_arrived_within_max() {
+        let (mut st, mut peer) = tcp_pair();
+        peer.write_all(b"0123456789").unwrap();
+        let mut v = b"ab".to_vec();
+        let t = Some(Duration::from_secs(5));
+        assert_eq!(st.reader.read_append(&mut v, 4, t).unwrap(), 4);
+        assert_eq!(v, b"ab0123");
+        let mut got = 0;
+        while got < 6 {
+            got += st.reader.read_append(&mut v, 100, t).unwrap();
+        }
+        assert_eq!(v, b"ab0123456789");
+        let e = st.reader.read_append(&mut v, 100, Some(Duration::from_millis(20))).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::TimedOut);
+        drop(peer);
+        assert_eq!(st.reader.read_append(&mut v, 100, t).unwrap(), 0);
+        assert_eq!(v.len(), 12);
     }
 
     #[test]

@@ -297,6 +297,31 @@ def test_serve_all_until_closed(served):
     assert conn.closed
 
 
+def test_serve_all_serves_after_an_idle_spell(served):
+    """A serve_all that has seen nothing for a while (the backend then waits
+    with its stack pages given back) still serves what comes next, and a
+    close from another thread still ends it."""
+    pair, conn = served
+    events = []
+    done = threading.Event()
+    t = threading.Thread(target=lambda: (conn.serve_all(), done.set()), daemon=True)
+    t.start()
+    time.sleep(1.5)  # past the backend's idle switch (1 s)
+    conn.root.call_later(events.append, 2, 0.05)
+    wait_until(lambda: len(events) == 2, what="callbacks served after an idle spell")
+    time.sleep(1.5)
+    conn.close()
+    assert done.wait(10)
+
+
+def test_signal_interrupts_idle_serve_all(pair):
+    """Ctrl-C ends a serve_all that has been idle, as in rpyc."""
+    conn = pair.connect(pair.server())
+    with pytest.raises(Interrupted):
+        with signal_after(1.5):
+            conn.serve_all()
+
+
 def test_serve_threaded(pair):
     server = pair.server()
     conn = pair.connect(server)
