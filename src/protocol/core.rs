@@ -427,7 +427,9 @@ impl Core {
         self.serve_since(peer, timeout, None)
     }
 
-    /// The current event generation (see `State::generation`).
+    /// The current event generation (see `State::generation`). Only the
+    /// Python world's `Connection.serve` (and the tests) need it.
+    #[cfg(any(feature = "python", test))]
     pub fn generation(&self) -> u64 {
         self.state.lock().generation
     }
