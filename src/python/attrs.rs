@@ -68,19 +68,13 @@ fn flag_key(py: Python<'_>, flag: PolicyFlag) -> &Bound<'_, PyString> {
         PolicyFlag::AllowAllAttrs => pyo3::intern!(py, "allow_all_attrs"),
         PolicyFlag::AllowExposedAttrs => pyo3::intern!(py, "allow_exposed_attrs"),
         PolicyFlag::AllowSafeAttrs => pyo3::intern!(py, "allow_safe_attrs"),
-        // Any flag added later is looked up by its key.
-        _ => pyo3::intern!(py, "allow_public_attrs"),
+        PolicyFlag::AllowPublicAttrs => pyo3::intern!(py, "allow_public_attrs"),
     }
 }
 
 impl PolicySource<PyErr> for LiveConfig<'_> {
     fn flag(&self, flag: PolicyFlag) -> PyResult<bool> {
-        let py = self.0.py();
-        let key = flag_key(py, flag);
-        if key.to_str()? != flag.key() {
-            return self.item(&PyString::new(py, flag.key()))?.is_truthy();
-        }
-        self.item(key)?.is_truthy()
+        self.item(flag_key(self.0.py(), flag))?.is_truthy()
     }
     fn exposed_prefix(&self) -> PyResult<Cow<'_, str>> {
         let prefix = self.item(pyo3::intern!(self.0.py(), "exposed_prefix"))?;
