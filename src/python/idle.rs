@@ -52,7 +52,8 @@ fn release_stack_below() {
     let sp = std::ptr::addr_of!(here) as usize;
     // Some margin under this frame for the madvise call's own (a return
     // address: the kernel runs on its own stack), then whole pages.
-    let end = (sp - MARGIN) & !(PAGE - 1);
+    let page = page_size();
+    let end = (sp - MARGIN) & !(page - 1);
     if end <= low {
         return;
     }
@@ -64,8 +65,19 @@ fn release_stack_below() {
     }
 }
 
-const PAGE: usize = 4096;
 const MARGIN: usize = 512;
+
+/// The system's page size: `madvise` rounds a length up to whole pages, so
+/// rounding `end` down to anything smaller (4 KiB on a 64 KiB-page system)
+/// would reach into the live frames.
+fn page_size() -> usize {
+    static PAGE: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *PAGE.get_or_init(|| {
+        // SAFETY: sysconf reads a system constant.
+        let n = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+        usize::try_from(n).ok().filter(|n| n.is_power_of_two()).unwrap_or(4096)
+    })
+}
 
 /// The lowest address of this thread's stack (above its guard page).
 fn stack_low() -> Option<usize> {
