@@ -211,18 +211,23 @@ fn instance_is_plain(obj: &Bound<'_, PyAny>, tp: &Bound<'_, PyType>) -> PyResult
 /// `tp`'s version tag when it is current: CPython gives a class a new tag
 /// whenever it or a class on its MRO changes (`PyType_Modified`), and never
 /// reuses one, so a tag names one state of one class.
+///
+/// Trusted on CPython 3.8 to 3.12, where a tag is current exactly while
+/// `Py_TPFLAGS_VALID_VERSION_TAG` is set. From 3.13 on that flag is unused
+/// and a renamed class was seen keeping its tag (tested), so there no tag
+/// is trusted and every answer is worked out afresh.
 fn version_tag(tp: &Bound<'_, PyType>) -> Option<u32> {
-    // Before 3.13 a tag is current only while this flag is set; from 3.13
-    // on the flag is unused and 0 means "none".
     const VALID_VERSION_TAG: std::os::raw::c_ulong = 1 << 19;
-    static FLAG_MEANINGFUL: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
-    let flag_meaningful = *FLAG_MEANINGFUL.get_or_init(|| tp.py().version_info() < (3, 13));
+    static TRUSTED: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    if !*TRUSTED.get_or_init(|| tp.py().version_info() < (3, 13)) {
+        return None;
+    }
     // SAFETY: reading two fields of a live type object.
     let (tag, flags) = unsafe {
         let t = &*tp.as_ptr().cast::<ffi::PyTypeObject>();
         (t.tp_version_tag, t.tp_flags)
     };
-    let current = tag != 0 && (!flag_meaningful || (flags as std::os::raw::c_ulong) & VALID_VERSION_TAG != 0);
+    let current = tag != 0 && (flags as std::os::raw::c_ulong) & VALID_VERSION_TAG != 0;
     current.then_some(tag)
 }
 
