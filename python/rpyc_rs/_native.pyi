@@ -15,6 +15,9 @@ __all__ = [
     "get_id_pack",
     "syncreq",
     "asyncreq",
+    "NetrefMethod",
+    "netref_method",
+    "netref_descriptors",
     "_at_exit",
     "_set_log_level",
     "_flush_log",
@@ -186,6 +189,30 @@ def syncreq(proxy: Any, handler: int, *args: Any) -> Any:
 def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:
     """rpyc's ``netref.asyncreq``: ``conn.async_request(handler, proxy,
     *args)``; ``install()`` puts it in ``rpyc.core.netref``."""
+
+# --- netref methods (src/python/netref.rs; installed by rpyc_rs.install) ---
+
+@final
+class NetrefMethod:
+    """A method ``netref._make_method(name, doc)`` makes, natively: ``__call__``
+    (a CALL of the proxy) or any other name (a CALLATTR of it). Binds to a
+    proxy as a function does."""
+
+    def __call__(self, _self: Any, *args: Any, **kwargs: Any) -> Any: ...
+    def __get__(self, obj: Any, owner: Any = None, /) -> Any: ...
+    @property
+    def __name__(self) -> str: ...
+    @property
+    def __doc__(self) -> Any: ...  # type: ignore[override]
+
+def netref_method(name: Any, doc: Any) -> Optional[NetrefMethod]:
+    """What ``netref._make_method(name, doc)`` returns, natively; ``None`` for
+    the names rpyc builds otherwise (``__array__`` and the old slicing
+    names)."""
+
+def netref_descriptors(base: type, local_attrs: frozenset, deleted_attrs: frozenset) -> Tuple[Any, Any]:
+    """``BaseNetref``'s native ``__getattribute__`` and ``__del__`` (method
+    descriptors of ``base``), with rpyc's ``LOCAL_ATTRS`` and ``DELETED_ATTRS``."""
 
 def _at_exit() -> None:
     """The ``atexit`` hook the module registers at import: from then on,

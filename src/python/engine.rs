@@ -15,11 +15,13 @@
 //! connection nobody references is still collected and closed by rpyc's
 //! `__del__`, as with stock rpyc.
 
+use std::ffi::CStr;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
 
 use pyo3::exceptions::{PyEOFError, PyOSError, PyValueError};
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
@@ -308,13 +310,7 @@ impl Engine {
         handler: i64,
         args: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
-        let _inside = InEngine::enter();
-        let side = self.world.side_or_eof(py)?;
-        let timeout = match self.world.config.bind(py).get_item(pyo3::intern!(py, "sync_request_timeout"))? {
-            Some(t) if !t.is_none() => seconds(t.extract()?),
-            _ => None,
-        };
-        exchange::request(&side, handler_of(handler)?, args.clone().into_any(), timeout)
+        self.request(py, handler, args)
     }
 
     /// Sends a request; `callback(is_exc, obj)` runs when the reply arrives
@@ -467,6 +463,59 @@ impl Engine {
     /// The descriptor the engine reads, if it owns one.
     fn fileno(&self) -> Option<i32> {
         self.world.core.fileno()
+    }
+}
+
+impl Engine {
+    /// `sync_request(handler, *args)` with `args` already a tuple: what
+    /// the native netref methods call (`netref.rs`, `proxies.rs`), without
+    /// a Python call in between.
+    pub(crate) fn request<'py>(
+        &self,
+        py: Python<'py>,
+        handler: i64,
+        args: &Bound<'py, PyTuple>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let _inside = InEngine::enter();
+        let side = self.world.side_or_eof(py)?;
+        let timeout = match self.world.config.bind(py).get_item(pyo3::intern!(py, "sync_request_timeout"))? {
+            Some(t) if !t.is_none() => seconds(t.extract()?),
+            _ => None,
+        };
+        exchange::request(&side, handler_of(handler)?, args.clone().into_any(), timeout)
+    }
+
+    /// `async_request_rpyc(handler, *args)` with `args` already a tuple.
+    pub(crate) fn request_async(
+        &self,
+        py: Python<'_>,
+        handler: i64,
+        args: &Bound<'_, PyTuple>,
+    ) -> PyResult<Py<PyAny>> {
+        self.async_request_rpyc(py, handler, args, None)
+    }
+}
+
+/// The engine that `meth` is bound to, when `meth` is that engine's method
+/// named `name`: rpyc-rs's `Connection` puts `engine.sync_request` and
+/// `engine.async_request_rpyc` on itself as `sync_request` and
+/// `async_request` (unless a subclass defines its own), and a caller that
+/// finds one there can go to the engine directly.
+pub(crate) fn bound_engine<'py>(meth: &Bound<'py, PyAny>, name: &CStr) -> Option<Bound<'py, Engine>> {
+    let p = meth.as_ptr();
+    // SAFETY: `p` is a live object. For a builtin method (checked first)
+    // `m_ml` points to its static method definition, whose `ml_name` is a
+    // NUL-terminated string; `m_self` is a borrowed reference (or NULL),
+    // made an owned one at once while the GIL is held.
+    unsafe {
+        if ffi::PyCFunction_Check(p) == 0 {
+            return None;
+        }
+        let ml = (*p.cast::<ffi::PyCFunctionObject>()).m_ml;
+        if ml.is_null() || (*ml).ml_name.is_null() || CStr::from_ptr((*ml).ml_name) != name {
+            return None;
+        }
+        Bound::from_borrowed_ptr_or_opt(meth.py(), ffi::PyCFunction_GET_SELF(p))?.cast_into::<Engine>().ok()
     }
 }
 

@@ -20,6 +20,7 @@ mod exiting;
 mod idle;
 mod logging;
 mod lookup;
+mod netref;
 mod proxies;
 mod tables;
 mod transport;
@@ -69,6 +70,7 @@ fn _native(m: &Bound<'_, PyModule>) -> PyResult<()> {
     exiting::register(m)?;
     tables::register(m)?;
     proxies::register(m)?;
+    netref::register(m)?;
     logging::register(m)?;
     #[cfg(feature = "cli")]
     cli::register(m)?;

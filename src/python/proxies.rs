@@ -18,8 +18,9 @@
 
 use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyString, PyTuple, PyType, PyWeakrefReference};
+use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
+use super::engine::bound_engine;
 use super::world::{generic_getattr, generic_setattr};
 
 /// The objects the fast path reads, looked up once per connection.
@@ -158,22 +159,59 @@ impl CacheRemover {
     }
 }
 
+/// Which of the connection's two request methods a netref helper calls.
+#[derive(Clone, Copy)]
+pub(crate) enum Request {
+    /// `conn.sync_request`: waits for the reply and returns it.
+    Sync,
+    /// `conn.async_request`: what a netref's `__del__` sends its DEL with.
+    Async,
+}
+
 /// `conn.<method>(handler, proxy, *args)` with `conn` read as
-/// `object.__getattribute__(proxy, "____conn__")`: rpyc's `syncreq` and
-/// `asyncreq` bodies.
-fn request_on<'py>(
+/// `object.__getattribute__(proxy, "____conn__")`: the body of rpyc's
+/// `syncreq` and `asyncreq`, and so of every netref method. When the
+/// connection's method is its engine's own (an `rpyc_rs.Connection` that
+/// does not override it), the engine is called directly, without a Python
+/// call or an argument tuple in between; any other connection (rpyc's own,
+/// or a subclass with its own method) gets the Python call.
+pub(crate) fn request_on<'py>(
     proxy: &Bound<'py, PyAny>,
-    method: &Bound<'py, PyString>,
+    kind: Request,
     handler: &Bound<'py, PyAny>,
-    args: &Bound<'py, PyTuple>,
+    args: &[Bound<'py, PyAny>],
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = proxy.py();
     let conn = generic_getattr(proxy, pyo3::intern!(py, "____conn__"))?;
-    let mut all = Vec::with_capacity(args.len() + 2);
-    all.push(handler.clone());
-    all.push(proxy.clone());
-    all.extend(args.iter());
-    conn.call_method1(method, PyTuple::new(py, all)?)
+    let (method, engine_method) = match kind {
+        Request::Sync => (pyo3::intern!(py, "sync_request"), c"sync_request"),
+        Request::Async => (pyo3::intern!(py, "async_request"), c"async_request_rpyc"),
+    };
+    let meth = conn.getattr(method)?;
+    if let Some(engine) = bound_engine(&meth, engine_method) {
+        // A handler that is not an int fails in the engine's own argument
+        // parsing, as below.
+        if let Ok(h) = handler.extract::<i64>() {
+            let payload = tuple_of(py, &[proxy], args)?;
+            return match kind {
+                Request::Sync => engine.get().request(py, h, &payload),
+                Request::Async => Ok(engine.get().request_async(py, h, &payload)?.into_bound(py)),
+            };
+        }
+    }
+    meth.call1(tuple_of(py, &[handler, proxy], args)?)
+}
+
+/// `(*head, *rest)` as a tuple.
+fn tuple_of<'py>(
+    py: Python<'py>,
+    head: &[&Bound<'py, PyAny>],
+    rest: &[Bound<'py, PyAny>],
+) -> PyResult<Bound<'py, PyTuple>> {
+    let mut all = Vec::with_capacity(head.len() + rest.len());
+    all.extend(head.iter().copied());
+    all.extend(rest);
+    PyTuple::new(py, all)
 }
 
 /// rpyc's `netref.syncreq(proxy, handler, *args)`, the same steps without a
@@ -185,7 +223,7 @@ pub fn syncreq<'py>(
     handler: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    request_on(proxy, pyo3::intern!(proxy.py(), "sync_request"), handler, args)
+    request_on(proxy, Request::Sync, handler, args.as_slice())
 }
 
 /// rpyc's `netref.asyncreq(proxy, handler, *args)`, the same steps without
@@ -197,7 +235,7 @@ pub fn asyncreq<'py>(
     handler: &Bound<'py, PyAny>,
     args: &Bound<'py, PyTuple>,
 ) -> PyResult<Bound<'py, PyAny>> {
-    request_on(proxy, pyo3::intern!(proxy.py(), "async_request"), handler, args)
+    request_on(proxy, Request::Async, handler, args.as_slice())
 }
 
 /// Registers `syncreq` and `asyncreq`.

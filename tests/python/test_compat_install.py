@@ -89,6 +89,125 @@ def test_native_netref_helpers(server_fast, client_fast):
         server.stop()
 
 
+def test_native_netref_methods_put_and_restored():
+    """install() makes rpyc's netref methods native (BaseNetref's
+    __getattribute__ and __del__, _make_method and the builtin classes'
+    methods it made); uninstall() puts back the very objects it replaced."""
+    from rpyc.core import netref
+    from rpyc_rs import _native
+
+    base = netref.BaseNetref
+    stock = {name: base.__dict__[name] for name in ("__getattribute__", "__del__")}
+    stock_make_method = netref._make_method
+    list_class = netref.builtin_classes_cache["builtins.list"]
+    stock_len = list_class.__dict__["__len__"]
+    try:
+        rpyc_rs.install()
+        rpyc_rs.install()  # twice is harmless
+        getattribute = base.__dict__["__getattribute__"]
+        assert type(getattribute).__name__ == "method_descriptor"
+        assert getattribute.__objclass__ is base and getattribute.__name__ == "__getattribute__"
+        assert type(base.__dict__["__del__"]).__name__ == "method_descriptor"
+        native_len = list_class.__dict__["__len__"]
+        assert isinstance(native_len, _native.NetrefMethod)
+        assert native_len.__name__ == "__len__" and native_len.__doc__ == stock_len.__doc__
+        # Read from the class it is itself; from an instance it binds.
+        assert list_class.__len__ is native_len
+        made = netref._make_method("__call__", "the doc")
+        assert isinstance(made, _native.NetrefMethod)
+        assert (made.__name__, made.__doc__) == ("__call__", "the doc")
+        assert netref._make_method(b"count", None).__name__ == "b'count'"  # str(name), as rpyc
+        # The names rpyc builds differently stay rpyc's.
+        for name in ("__array__", "__getslice__"):
+            assert not isinstance(netref._make_method(name, None), _native.NetrefMethod)
+    finally:
+        rpyc_rs.uninstall()
+    assert {name: base.__dict__[name] for name in stock} == stock
+    assert netref._make_method is stock_make_method
+    assert list_class.__dict__["__len__"] is stock_len
+
+
+def _netref_outcomes(conn) -> list:
+    """What a run of everyday netref operations gives, outcome by outcome:
+    a value, or an exception's class (and message where rpyc's is fixed)."""
+    root = conn.root
+    out = []
+
+    def step(label, op, message=True):
+        try:
+            out.append((label, "ok", op()))
+        except Exception as e:  # noqa: BLE001 (the outcome is what is compared)
+            out.append((label, type(e).__name__, str(e) if message else ""))
+
+    before = root.local_objects()
+    thing = root.get_thing(5)
+    step("method", lambda: thing.double())
+    step("attribute", lambda: thing.public)
+    step("private", lambda: thing._private)
+    step("missing", lambda: thing.no_such_attribute)
+    step("deleted name", lambda: thing.__array_struct__)
+    step("own slot", lambda: thing.____id_pack__[2] != 0)
+    step("own refcount", lambda: thing.____refcount__)
+    step("__class__", lambda: str(thing.__class__))
+    step("__doc__", lambda: thing.__doc__)
+    step("__call__ absent", lambda: thing.__call__)
+    step("len", lambda: len(thing))
+    step("__len__ by name", lambda: thing.__len__())
+    step("__len__ through the class", lambda: type(thing).__len__(thing))
+    step("eq/lt/hash", lambda: (thing == 5, thing < 7, hash(thing) == hash(5)))
+    step("str/repr", lambda: (str(thing), repr(thing)))
+    step("dir", lambda: "double" in dir(thing))
+    step("context", lambda: [t.double() for t in [root.get_thing(2).__enter__()]])
+    lst = root.get_list()
+    step("list", lambda: (list(lst), lst[1], 2 in lst, len(lst)))
+    step("iterate", lambda: list(root.count(4)))
+    step("kwargs", lambda: root.kwargs(1, 2, b=3, a=4))
+    step("kwarg named like the netref argument", lambda: root.kwargs(_self=1), message=False)
+    step("kwarg named proxy", lambda: root.kwargs(proxy=1))
+    step("callback", lambda: root.call(lambda *a, **k: (a, sorted(k.items())), 1, z=2))
+    step("call a held method", lambda: [f(3) for f in [root.echo]])
+    del thing, lst
+    gc.collect()
+    conn.ping()
+    step("server table back", lambda: root.local_objects() == before)
+    return out
+
+
+@pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
+@pytest.mark.parametrize("client_fast", [False, True], ids=["stock-client", "fast-client"])
+def test_native_netref_methods_match_rpyc(server_fast, client_fast):
+    """The same operations through the native netref methods (installed)
+    and through rpyc's own (not installed) give the same outcomes, for
+    either engine at either end; the proxies' DELs leave the server's
+    table where it was."""
+    server = spawn_server(fast=server_fast, config={"allow_public_attrs": True})
+    protocol = rpyc_rs.Connection if client_fast else StockConnection
+
+    class Client(rpyc.VoidService):
+        _protocol = protocol
+
+    def run():
+        conn = server.connect(service=Client)
+        try:
+            assert type(conn) is protocol
+            return _netref_outcomes(conn)
+        finally:
+            conn.close()
+
+    try:
+        stock = run()
+        rpyc_rs.install()
+        try:
+            native = run()
+        finally:
+            rpyc_rs.uninstall()
+    finally:
+        server.stop()
+    assert native == stock
+    assert ("server table back", "ok", True) in native
+    assert ("method", "ok", 10) in native and ("len", "ok", 3) in native
+
+
 @pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
 def test_per_service_protocol(server_fast):
     class FastClient(rpyc.VoidService):
