@@ -123,6 +123,32 @@ fn set_receive_timeout(fd: RawFd, t: Option<Duration>) -> io::Result<()> {
     }
 }
 
+/// Whether a kernel receive timeout of `have` (`None`: not known; `Some(None)`:
+/// no limit) serves a wait of `want` (`None`: no limit) without being set
+/// again. It must not be longer than `want` (the wait would overrun). It
+/// may be shorter, since an early return costs one `poll` for the rest of
+/// the wait, but not so short that ordinary waits pay that: at least half
+/// of `want`, or at least [`LONG_ENOUGH`], past which a wait is rare and
+/// long enough that one more system call does not count.
+///
+/// The second allowance matters to a server whose request calls back into
+/// its client: it waits for the next request with its serve loop's tick
+/// (a second) and for the callback's answer with the request timeout (say
+/// 30 s); with "half of the wait" alone, each such request set the kernel's
+/// timeout twice, two system calls out of eight.
+fn timeout_fits(have: Option<Option<Duration>>, want: Option<Duration>) -> bool {
+    match (have, want) {
+        (Some(None), None) => true,
+        (Some(Some(have)), None) => have >= LONG_ENOUGH,
+        (Some(Some(have)), Some(w)) => have <= w && (have >= w / 2 || have >= LONG_ENOUGH),
+        _ => false,
+    }
+}
+
+/// A kernel receive timeout this long serves any longer wait (see
+/// [`timeout_fits`]).
+const LONG_ENOUGH: Duration = Duration::from_millis(500);
+
 /// The receiving half of a connected socket, TCP or Unix.
 pub(super) struct SocketReader {
     sock: UnixStream,
@@ -143,17 +169,11 @@ impl SocketReader {
         SocketReader { sock, ack, timeo: None, poll_only: false, on_interrupt }
     }
 
-    /// Makes the kernel's receive timeout fit a wait of `want`: at most
-    /// `want` (returning early only costs a `poll` for the rest), and not
-    /// below half of it, so that waits of about the same length (a
+    /// Makes the kernel's receive timeout fit a wait of `want` (see
+    /// [`timeout_fits`]), so that waits of about the same length (a
     /// connection's request timeout, a serve loop's tick) set it once.
     fn fit_timeout(&mut self, want: Option<Duration>) -> io::Result<()> {
-        let fits = match (self.timeo, want) {
-            (Some(None), None) => true,
-            (Some(Some(have)), Some(w)) => have <= w && have >= w / 2,
-            _ => false,
-        };
-        if fits {
+        if timeout_fits(self.timeo, want) {
             return Ok(());
         }
         let set = want.map(|w| w * 3 / 4);
@@ -349,6 +369,43 @@ mod tests {
         assert_eq!(&buf[..n], b"late");
         drop(writer.join().unwrap());
         assert_eq!(st.reader.read_timeout(&mut buf, Some(Duration::from_secs(5))).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_request_timeout_serves_an_unbounded_wait_too() {
+        let s = |ms: u64| Some(Some(Duration::from_millis(ms)));
+        let want = |ms: u64| Some(Duration::from_millis(ms));
+        // Bounded waits: not past the wait; at least half of it, or half
+        // a second (a serve loop's 0.75 s tick serves a 30 s request).
+        assert!(timeout_fits(s(90_000), want(120_000)));
+        assert!(!timeout_fits(s(130_000), want(120_000)));
+        assert!(timeout_fits(s(750), want(30_000)));
+        assert!(!timeout_fits(s(400), want(30_000)));
+        assert!(timeout_fits(s(30), want(50)));
+        assert!(!timeout_fits(s(20), want(50)));
+        // Unbounded waits: any limit of half a second or more (one poll
+        // when it runs out), not a short one; and a bounded wait never
+        // gets "no limit".
+        assert!(timeout_fits(Some(None), None));
+        assert!(timeout_fits(s(90_000), None));
+        assert!(timeout_fits(s(500), None));
+        assert!(!timeout_fits(s(499), None));
+        assert!(!timeout_fits(Some(None), want(120_000)));
+        assert!(!timeout_fits(None, None));
+        // And an unbounded read under a long limit still gets data, and
+        // waits past the limit with poll (here: a 1.5 s limit, a 1.6 s wait).
+        let (mut st, mut peer) = tcp_pair();
+        let mut buf = [0u8; 8];
+        let e = st.reader.read_timeout(&mut buf, Some(Duration::from_millis(2_000))).map(|_| ());
+        assert!(e.is_err(), "nothing was sent");
+        let writer = std::thread::spawn(move || {
+            std::thread::sleep(Duration::from_millis(1_600));
+            peer.write_all(b"late").unwrap();
+            peer
+        });
+        let n = st.reader.read_timeout(&mut buf, None).unwrap();
+        assert_eq!(&buf[..n], b"late");
+        drop(writer.join().unwrap());
     }
 
     /// `read_append` reads into a vector's spare room: never more than
