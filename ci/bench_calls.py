@@ -1011,6 +1011,14 @@ def render(groups, frame, args, elapsed):
                 checks.append({"what": "10: root.method ≥10x stock", "value": vs, "target": 10.0,
                                "higher_is_better": True, "met": ok10})
                 extra = f"; ≥ 10x stock: {'met' if ok10 else '**missed**'}"
+                # The floor: GETATTR then CALL is two round trips, and no
+                # implementation makes one faster than the raw ping-pong.
+                raw = find(groups, "trivial", "raw", "raw", "raw")
+                if not ok10 and s and not s.error and raw and not raw.error and raw.median("wall"):
+                    need, floor = s.median("wall") / 10, 2 * raw.median("wall")
+                    if need <= floor:
+                        extra += (f" (10x is {fmt_us(need)} a call, not more than two raw round trips, "
+                                  f"{fmt_us(floor)}: out of any implementation's reach)")
             L.append(f"| {OP_TITLES[sc]} | {fmt_us(f.median('wall'))} | **{held:.2f}** | "
                      f"{fmt_us(s.median('wall')) if s and not s.error else 'FAILED'} | {fmt_x(vs)} | "
                      f"{f'{held_u:.2f}' if held_u is not None else '-'} | {target}: "

@@ -215,6 +215,12 @@ pub trait FrameSource: Send {
     fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError>;
     /// True when a frame (or part of one) is already buffered.
     fn has_buffered(&self) -> bool;
+    /// The next frame's payload when it is buffered whole and uncompressed,
+    /// without taking it (see [`FrameReader::buffered_payload`]); a source
+    /// that cannot tell says `None`.
+    fn buffered_payload(&self) -> Option<&[u8]> {
+        None
+    }
 }
 
 /// Where the engine sends frames.
@@ -236,6 +242,9 @@ impl FrameSource for FrameReader {
     }
     fn has_buffered(&self) -> bool {
         FrameReader::has_buffered(self)
+    }
+    fn buffered_payload(&self) -> Option<&[u8]> {
+        FrameReader::buffered_payload(self)
     }
 }
 

@@ -113,6 +113,21 @@ impl FrameReader {
         self.partial.is_some() || self.rest_at < self.rest.len()
     }
 
+    /// The payload of the next frame when it has arrived whole and
+    /// uncompressed (a DEL, say, sent right behind a reply), without taking
+    /// it; `None` otherwise, or when the bytes are not a frame (`recv`
+    /// then reports that).
+    pub fn buffered_payload(&self) -> Option<&[u8]> {
+        if self.partial.is_some() {
+            return None;
+        }
+        let buf = self.rest.get(self.rest_at..)?;
+        match split_frame(buf, self.max) {
+            Ok(Some(span)) if !span.compressed => buf.get(HEADER_LEN..span.total - 1),
+            _ => None,
+        }
+    }
+
     /// Waits up to `timeout` for data to start arriving; true if it did.
     pub fn poll(&mut self, timeout: Option<Duration>) -> Result<bool, ChannelError> {
         if self.has_buffered() {

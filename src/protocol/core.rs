@@ -24,7 +24,7 @@ use parking_lot::{Condvar, Mutex, MutexGuard};
 use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
 use crate::stream::{Closer, Interruption};
 
-use super::message::{begin_request, Handler, Incoming, MSG_REQUEST};
+use super::message::{begin_request, is_del_request, Handler, Incoming, MSG_REQUEST};
 use super::{Error, Result};
 
 /// What the engine needs from whoever serves the connection: what to do
@@ -419,6 +419,28 @@ impl Core {
                 }
             }
         }
+    }
+
+    /// Serves the DELs that the peer sent right behind a reply, already
+    /// read into our buffer (a server drops the proxies a request held, a
+    /// callback's say, after answering it). Their answers then ride with
+    /// our next frame; left for later, they were answered while we waited
+    /// for the reply to our next request, in a write of their own: a system
+    /// call here and a read and a wake-up at the peer. The caller runs this
+    /// once it has decoded the reply, never before: the reply may name the
+    /// very objects these DELs release. An rpyc peer never waits for the
+    /// answers, and serving a DEL runs no handler of the user's (only the
+    /// object's release), so nothing the caller sees changes order.
+    pub(crate) fn answer_buffered_dels(&self, peer: &dyn Peer) -> Result<()> {
+        while let Some(rd) = self.reader.try_lock() {
+            if !rd.buffered_payload().is_some_and(is_del_request) {
+                return Ok(());
+            }
+            if let Read::Interrupted(why) = self.read_one(peer, rd, Some(Duration::ZERO)) {
+                return Err(Error::Interrupted(why));
+            }
+        }
+        Ok(())
     }
 
     /// Serves one incoming frame (a request, or a reply for anyone) if one

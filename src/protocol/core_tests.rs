@@ -263,3 +263,45 @@ fn serve_since_does_not_wait_for_an_event_that_already_came() {
     core.shutdown("test over");
     server.join().unwrap();
 }
+
+/// The DELs the peer sends right behind the reply we waited for are
+/// served by `answer_buffered_dels` (the caller runs it once the reply is
+/// decoded), not by the wait; anything else buffered behind them waits for
+/// the next read, as before.
+#[test]
+fn dels_right_behind_a_reply_are_served_when_the_caller_asks() {
+    let (core, mut peer_rx, mut peer_tx) = engine();
+    let world = Recorder::default();
+    send(&core, 7);
+    peer_rx.recv(Some(Duration::from_secs(5))).unwrap();
+    let frame = |seq: i64, handler: Option<Handler>| {
+        let mut f = Vec::new();
+        match handler {
+            Some(h) => begin_request(&mut f, seq, h, false),
+            None => begin_message(&mut f, MSG_REPLY, seq),
+        }
+        put_value(&mut f, seq);
+        f
+    };
+    // One write: our reply, two DELs, a PING, one more DEL.
+    let mut all = vec![
+        frame(7, None),
+        frame(50, Some(Handler::Del)),
+        frame(51, Some(Handler::Del)),
+        frame(52, Some(Handler::Ping)),
+        frame(53, Some(Handler::Del)),
+    ];
+    peer_tx.send_prepared_all(&mut all).unwrap();
+    let got = core.wait(&world, 7, Some(Duration::from_secs(10))).unwrap();
+    assert_eq!(value_of(&got), 7);
+    let served = |w: &Recorder| w.requests.lock().iter().map(|(s, _)| *s).collect::<Vec<_>>();
+    // The wait leaves them alone: the reply may name what they release.
+    assert!(served(&world).is_empty());
+    core.answer_buffered_dels(&world).unwrap();
+    assert_eq!(served(&world), [50, 51]);
+    // The rest is read as it always was.
+    for _ in 0..2 {
+        assert!(core.serve(&world, Some(Duration::from_secs(5))).unwrap());
+    }
+    assert_eq!(served(&world), [50, 51, 52, 53]);
+}

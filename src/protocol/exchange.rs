@@ -203,7 +203,11 @@ pub(crate) fn request<W: World>(
     sent.map_err(|e| w.error(e))?;
     let peer = w.peer();
     let reply = w.blocking(|| core.wait(peer, seq, timeout)).map_err(|e| w.error(e))?;
-    decode_reply(w, &reply)
+    let outcome = decode_reply(w, &reply);
+    // Only now, with the reply's objects ours, the DELs the peer sent
+    // right behind it (see `Core::answer_buffered_dels`).
+    w.blocking(|| core.answer_buffered_dels(peer)).map_err(|e| w.error(e))?;
+    outcome
 }
 
 /// Ends the connection over a message that is not well-formed: after

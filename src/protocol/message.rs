@@ -216,6 +216,16 @@ pub fn parse_header(payload: &[u8], opts: DecodeOptions) -> Result<Header<'_>> {
     Ok(Header { msg, seq, body })
 }
 
+/// True when `payload` is a DEL request, in either dialect: what the engine
+/// answers at once when one arrives right behind the reply it waited for
+/// (see `Core::wait`).
+pub fn is_del_request(payload: &[u8]) -> bool {
+    let Ok(mut h) = parse_header(payload, DecodeOptions::default()) else { return false };
+    h.msg == MSG_REQUEST
+        && h.body.next_token().is_ok_and(|t| t == Token::Tuple(2))
+        && h.body.next_token().is_ok_and(|t| t == Token::Int(Handler::Del as i64))
+}
+
 /// A received message, its header parsed once by the engine and handed on
 /// with the payload: the object world decodes the body from where the
 /// header ended, and a reply echoes the request's seq byte for byte.
@@ -482,6 +492,28 @@ mod tests {
         assert!(split_message(b"\x01\x11\x50\x12", DecodeOptions::default()).is_err());
         assert_eq!(Dialect::of(b"\x07"), None);
         assert_eq!(Handler::GetAttr.name(), "GETATTR");
+    }
+
+    #[test]
+    fn del_requests_are_told_apart_in_both_dialects() {
+        for legacy in [false, true] {
+            let payload = |handler: Handler| {
+                let mut f = Vec::new();
+                begin_request(&mut f, 9, handler, legacy);
+                put_tuple_header(&mut f, 2).unwrap();
+                put_int(&mut f, 1);
+                put_int(&mut f, 2);
+                f[crate::channel::HEADER_LEN..].to_vec()
+            };
+            assert!(is_del_request(&payload(Handler::Del)), "legacy={legacy}");
+            assert!(!is_del_request(&payload(Handler::Ping)), "legacy={legacy}");
+        }
+        let mut reply = Vec::new();
+        begin_message(&mut reply, MSG_REPLY, 9);
+        put_int(&mut reply, 2);
+        assert!(!is_del_request(&reply[crate::channel::HEADER_LEN..]));
+        assert!(!is_del_request(b""));
+        assert!(!is_del_request(b"\x01\xff"));
     }
 
     #[test]

@@ -206,6 +206,9 @@ def test_native_netref_methods_match_rpyc(server_fast, client_fast):
     assert native == stock
     assert ("server table back", "ok", True) in native
     assert ("method", "ok", 10) in native and ("len", "ok", 3) in native
+    # The client's own list, sent back by the server while the server's
+    # proxy of it is released right behind the reply.
+    assert ("callback", "ok", ((1,), [("z", 2)])) in native
 
 
 @pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
