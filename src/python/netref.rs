@@ -26,6 +26,7 @@ use pyo3::prelude::*;
 use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFrozenSet, PyString, PyTuple, PyType};
 
+use super::lookup::type_lookup;
 use super::proxies::{request_on, Request};
 use super::world::generic_getattr;
 use crate::protocol::message::Handler;
@@ -43,6 +44,16 @@ struct Names {
 }
 
 static NAMES: PyOnceLock<Names> = PyOnceLock::new();
+
+/// The descriptors [`netref_descriptors`] made (once per process: a second
+/// `install()` puts the same objects back), and the class they are for.
+struct Descriptors {
+    base: Py<PyType>,
+    getattribute: Py<PyAny>,
+    del: Py<PyAny>,
+}
+
+static DESCRIPTORS: PyOnceLock<Descriptors> = PyOnceLock::new();
 
 /// The two method definitions; CPython keeps a pointer to them for the
 /// life of the descriptors, so they are static.
@@ -152,7 +163,15 @@ unsafe extern "C" fn del(slf: *mut ffi::PyObject, _unused: *mut ffi::PyObject) -
     let sent = catch_unwind(AssertUnwindSafe(|| {
         // SAFETY: CPython passes a live borrowed reference to `self`.
         let slf = unsafe { Bound::from_borrowed_ptr(py, slf) };
-        let count = slf.getattr(pyo3::intern!(py, "____refcount__"))?;
+        // `self.____refcount__`: through the proxy's `__getattribute__`,
+        // which for this name (one of LOCAL_ATTRS) is `object`'s lookup
+        // when it is ours; read directly then.
+        let key = pyo3::intern!(py, "____refcount__");
+        let ours = DESCRIPTORS.get(py).is_some_and(|d| {
+            type_lookup(&slf.get_type(), pyo3::intern!(py, "__getattribute__"))
+                .is_some_and(|g| g.is(d.getattribute.bind(py)))
+        });
+        let count = if ours { generic_getattr(&slf, key)? } else { slf.getattr(key)? };
         let handler = (Handler::Del as i64).into_pyobject(py)?;
         request_on(&slf, Request::Async, handler.as_any(), &[count]).map(drop)
     }));
@@ -304,9 +323,16 @@ fn netref_descriptors<'py>(
         unsafe {
             let def = std::ptr::addr_of!(DEFS.0[i]).cast_mut();
             Bound::from_owned_ptr_or_err(py, ffi::PyDescr_NewMethod(base.as_ptr().cast(), def))
+                .map(Bound::unbind)
         }
     };
-    Ok((make(0)?, make(1)?))
+    let made = DESCRIPTORS.get_or_try_init(py, || -> PyResult<Descriptors> {
+        Ok(Descriptors { base: base.clone().unbind(), getattribute: make(0)?, del: make(1)? })
+    })?;
+    if !made.base.bind(py).is(base) {
+        return Err(PyRuntimeError::new_err("rpyc-rs netref methods were made for another BaseNetref"));
+    }
+    Ok((made.getattribute.bind(py).clone(), made.del.bind(py).clone()))
 }
 
 /// Registers the netref functions and [`NetrefMethod`].

@@ -125,6 +125,12 @@ def test_native_netref_methods_put_and_restored():
     assert {name: base.__dict__[name] for name in stock} == stock
     assert netref._make_method is stock_make_method
     assert list_class.__dict__["__len__"] is stock_len
+    # Installed again, the same descriptors go back in.
+    try:
+        rpyc_rs.install()
+        assert base.__dict__["__getattribute__"] is getattribute
+    finally:
+        rpyc_rs.uninstall()
 
 
 def _netref_outcomes(conn) -> list:
