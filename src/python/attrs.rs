@@ -33,7 +33,7 @@ use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
 use crate::protocol::message::Handler;
 use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError, PolicyFlag, PolicySource};
 
-use super::lookup::class_attr_opt;
+use super::lookup::{class_attr_opt, is_function_type, type_lookup};
 use super::tables::LocalObjects;
 use super::world::PySide;
 
@@ -97,10 +97,31 @@ struct PyAttrs<'a, 'py> {
     obj: &'a Bound<'py, PyAny>,
     /// rpyc's `hasattr_static`, for what cannot be answered natively.
     fallback: &'a Bound<'py, PyAny>,
+    /// The last name `has_attr` made a Python str of: the policy probes the
+    /// exposed name, then (usually) resolves to it.
+    last: Option<Bound<'py, PyString>>,
+}
+
+impl<'py> PyAttrs<'_, 'py> {
+    /// `name` as a Python str, the one made last time when it is the same.
+    fn py_name(&mut self, name: &str) -> Bound<'py, PyString> {
+        match &self.last {
+            Some(s) if s.to_str().is_ok_and(|t| t == name) => s.clone(),
+            _ => {
+                let s = PyString::new(self.obj.py(), name);
+                self.last = Some(s.clone());
+                s
+            }
+        }
+    }
 }
 
 impl AttrProbe<PyErr> for PyAttrs<'_, '_> {
     fn has_attr(&mut self, name: &str) -> PyResult<bool> {
+        let name = self.py_name(name);
+        if plainly_a_method(self.obj, &name) {
+            return Ok(true);
+        }
         self.obj.hasattr(name)
     }
     fn has_attr_static(&mut self, name: &str) -> PyResult<bool> {
@@ -111,6 +132,24 @@ impl AttrProbe<PyErr> for PyAttrs<'_, '_> {
             None => self.fallback.call1((self.obj, name))?.is_truthy(),
         }
     }
+}
+
+/// True when `hasattr(obj, name)` is certainly true without running
+/// anything: `obj`'s type looks attributes up as `object` does (no
+/// `__getattribute__` or `__getattr__` of its own) and has a plain function
+/// under `name` on its MRO. The instance's own value, if any, or the bound
+/// method is then what `getattr` returns; only making it is skipped (rpyc
+/// asks `hasattr(service, "exposed_echo")` before every `getattr` of it).
+/// False means "ask Python".
+fn plainly_a_method(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+    let tp = obj.get_type();
+    // SAFETY: reading a slot of a live type object. The function is
+    // CPython's, in another shared object: its address here (through the
+    // GOT) is the one CPython stores in the slot of every class that
+    // inherits `object`'s lookup, so comparing addresses is meaningful.
+    let getattro = unsafe { (*tp.as_type_ptr()).tp_getattro };
+    let generic = getattro.map(|f| f as usize) == Some(ffi::PyObject_GenericGetAttr as *const () as usize);
+    generic && type_lookup(&tp, name).is_some_and(|d| is_function_type(&d.get_type()))
 }
 
 /// `inspect.getattr_static(obj, name)` succeeds, answered without Python
@@ -243,11 +282,11 @@ fn check<'py>(
     let config = side.conn.getattr(pyo3::intern!(py, "_config"))?;
     let config = LiveConfig(config.cast_into::<PyDict>().map_err(|e| PyTypeError::new_err(e.to_string()))?);
     let fallback = side.w.hasattr_static.bind(py);
-    let mut probe = PyAttrs { obj, fallback };
+    let mut probe = PyAttrs { obj, fallback, last: None };
     let text = name.to_str()?;
     match check_attr(&config, &mut probe, text, access) {
         Ok(resolved) if resolved == text => Ok(name.clone()),
-        Ok(resolved) => Ok(PyString::new(py, &resolved)),
+        Ok(resolved) => Ok(probe.py_name(&resolved)),
         Err(PolicyError::Denied { .. }) => {
             Err(PyAttributeError::new_err(format!("cannot access {}", name.repr()?)))
         }
