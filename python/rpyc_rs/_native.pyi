@@ -1,6 +1,6 @@
 """Type stubs for the native extension module built from the Rust crate."""
 
-from typing import Any, Callable, Dict, List, Optional, Tuple, Union, final
+from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union, final
 
 # pyo3 lists what the module registers; ci/test's stubtest checks this file
 # against the built module, name by name and signature by signature.
@@ -210,7 +210,7 @@ def netref_method(name: Any, doc: Any) -> Optional[NetrefMethod]:
     the names rpyc builds otherwise (``__array__`` and the old slicing
     names)."""
 
-def netref_descriptors(base: type, local_attrs: frozenset, deleted_attrs: frozenset) -> Tuple[Any, Any]:
+def netref_descriptors(base: type, local_attrs: FrozenSet[str], deleted_attrs: FrozenSet[str]) -> Tuple[Any, Any]:
     """``BaseNetref``'s native ``__getattribute__`` and ``__del__`` (method
     descriptors of ``base``), with rpyc's ``LOCAL_ATTRS`` and ``DELETED_ATTRS``."""
 

@@ -218,7 +218,7 @@ pub fn parse_header(payload: &[u8], opts: DecodeOptions) -> Result<Header<'_>> {
 
 /// True when `payload` is a DEL request, in either dialect: what the engine
 /// answers at once when one arrives right behind the reply it waited for
-/// (see `Core::wait`).
+/// (see `Core::answer_buffered_dels`).
 pub fn is_del_request(payload: &[u8]) -> bool {
     let Ok(mut h) = parse_header(payload, DecodeOptions::default()) else { return false };
     h.msg == MSG_REQUEST
