@@ -15,7 +15,6 @@
 //! connection nobody references is still collected and closed by rpyc's
 //! `__del__`, as with stock rpyc.
 
-use std::ffi::CStr;
 use std::os::fd::{FromRawFd, OwnedFd};
 use std::sync::{Arc, OnceLock, Weak};
 use std::time::Duration;
@@ -501,21 +500,46 @@ impl Engine {
 /// `engine.async_request_rpyc` on itself as `sync_request` and
 /// `async_request` (unless a subclass defines its own), and a caller that
 /// finds one there can go to the engine directly.
-pub(crate) fn bound_engine<'py>(meth: &Bound<'py, PyAny>, name: &CStr) -> Option<Bound<'py, Engine>> {
+pub(crate) fn bound_engine<'py>(meth: &Bound<'py, PyAny>, name: EngineMethod) -> Option<Bound<'py, Engine>> {
+    let py = meth.py();
     let p = meth.as_ptr();
-    // SAFETY: `p` is a live object. For a builtin method (checked first)
-    // `m_ml` points to its static method definition, whose `ml_name` is a
-    // NUL-terminated string; `m_self` is a borrowed reference (or NULL),
-    // made an owned one at once while the GIL is held.
-    unsafe {
+    // SAFETY: `p` is a live object; the two getters are only called on a
+    // builtin method (checked first), and `PyCFunction_GetSelf` returns a
+    // borrowed reference (or NULL), made an owned one at once.
+    let (engine, f) = unsafe {
         if ffi::PyCFunction_Check(p) == 0 {
             return None;
         }
-        let ml = (*p.cast::<ffi::PyCFunctionObject>()).m_ml;
-        if ml.is_null() || (*ml).ml_name.is_null() || CStr::from_ptr((*ml).ml_name) != name {
-            return None;
+        let engine =
+            Bound::from_borrowed_ptr_or_opt(py, ffi::PyCFunction_GetSelf(p))?.cast_into::<Engine>().ok()?;
+        (engine, ffi::PyCFunction_GetFunction(p)? as usize)
+    };
+    (f == name.function(&engine)?).then_some(engine)
+}
+
+/// The engine methods [`bound_engine`] recognises.
+#[derive(Clone, Copy)]
+pub(crate) enum EngineMethod {
+    SyncRequest,
+    AsyncRequestRpyc,
+}
+
+impl EngineMethod {
+    /// The C function behind this method of every engine (they share their
+    /// method definitions), learnt from the first engine asked.
+    fn function(self, engine: &Bound<'_, Engine>) -> Option<usize> {
+        static FUNCTIONS: [OnceLock<usize>; 2] = [OnceLock::new(), OnceLock::new()];
+        let (cell, name) = match self {
+            EngineMethod::SyncRequest => (&FUNCTIONS[0], "sync_request"),
+            EngineMethod::AsyncRequestRpyc => (&FUNCTIONS[1], "async_request_rpyc"),
+        };
+        if let Some(f) = cell.get() {
+            return Some(*f);
         }
-        Bound::from_borrowed_ptr_or_opt(meth.py(), ffi::PyCFunction_GET_SELF(p))?.cast_into::<Engine>().ok()
+        let bound = engine.getattr(name).ok()?;
+        // SAFETY: `bound` is a live builtin method (an engine's).
+        let f = unsafe { ffi::PyCFunction_GetFunction(bound.as_ptr())? as usize };
+        Some(*cell.get_or_init(|| f))
     }
 }
 

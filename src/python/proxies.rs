@@ -20,7 +20,7 @@ use pyo3::exceptions::PyKeyError;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
-use super::engine::bound_engine;
+use super::engine::{bound_engine, EngineMethod};
 use super::world::{generic_getattr, generic_setattr};
 
 /// The objects the fast path reads, looked up once per connection.
@@ -184,8 +184,8 @@ pub(crate) fn request_on<'py>(
     let py = proxy.py();
     let conn = generic_getattr(proxy, pyo3::intern!(py, "____conn__"))?;
     let (method, engine_method) = match kind {
-        Request::Sync => (pyo3::intern!(py, "sync_request"), c"sync_request"),
-        Request::Async => (pyo3::intern!(py, "async_request"), c"async_request_rpyc"),
+        Request::Sync => (pyo3::intern!(py, "sync_request"), EngineMethod::SyncRequest),
+        Request::Async => (pyo3::intern!(py, "async_request"), EngineMethod::AsyncRequestRpyc),
     };
     let meth = conn.getattr(method)?;
     if let Some(engine) = bound_engine(&meth, engine_method) {
