@@ -213,6 +213,16 @@ impl<'a> Decoder<'a> {
         }
     }
 
+    /// Reads one whole value, as [`Decoder::skip_value`], and hands back
+    /// its encoded bytes: for callers that recognise a value by its wire
+    /// form (the engine finds a local object's key this way without
+    /// building the key).
+    pub fn value_bytes(&mut self) -> Result<&'a [u8], BrineError> {
+        let start = self.pos;
+        self.skip_value()?;
+        Ok(&self.data[start..self.pos])
+    }
+
     /// Reads the next token.
     pub fn next_token(&mut self) -> Result<Token<'a>, BrineError> {
         let offset = self.pos;
@@ -321,6 +331,11 @@ mod tests {
         assert_eq!(d.offset(), first);
         assert_eq!(d.next_token().unwrap(), Token::Int(7));
         d.finish().unwrap();
+        // value_bytes hands back the very bytes skipped.
+        let mut d = Decoder::new(&data);
+        assert_eq!(d.value_bytes().unwrap(), &data[..first]);
+        assert_eq!(d.value_bytes().unwrap(), &data[first..]);
+        assert!(d.value_bytes().is_err());
     }
 
     #[test]

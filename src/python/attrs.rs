@@ -48,8 +48,9 @@ pub(crate) const NATIVE_HANDLERS: [Handler; 7] = [
     Handler::CtxExit,
 ];
 
-/// The connection's config dict as the policy's settings.
-struct LiveConfig<'py>(Bound<'py, PyDict>);
+/// The connection's config dict as the policy's settings, for a check of
+/// `name` (the peer's str, which `is_safe` looks up as it is).
+struct LiveConfig<'py>(Bound<'py, PyDict>, Bound<'py, PyString>);
 
 impl<'py> LiveConfig<'py> {
     /// `config[key]`: a missing key is rpyc's KeyError. The keys are
@@ -88,7 +89,14 @@ impl PolicySource<PyErr> for LiveConfig<'_> {
         Ok(Cow::Owned(s.to_str()?.to_string()))
     }
     fn is_safe(&self, name: &str) -> PyResult<bool> {
-        self.item(pyo3::intern!(self.0.py(), "safe_attrs"))?.contains(name)
+        let safe = self.item(pyo3::intern!(self.0.py(), "safe_attrs"))?;
+        // The policy asks about the name being checked: its str is at hand
+        // (and keeps its hash for the lookup that follows).
+        if self.1.to_str().is_ok_and(|t| t == name) {
+            safe.contains(&self.1)
+        } else {
+            safe.contains(name)
+        }
     }
 }
 
@@ -108,7 +116,7 @@ impl<'py> PyAttrs<'_, 'py> {
         match &self.last {
             Some(s) if s.to_str().is_ok_and(|t| t == name) => s.clone(),
             _ => {
-                let s = PyString::new(self.obj.py(), name);
+                let s = names::get(self.obj.py(), name);
                 self.last = Some(s.clone());
                 s
             }
@@ -125,8 +133,7 @@ impl AttrProbe<PyErr> for PyAttrs<'_, '_> {
         self.obj.hasattr(name)
     }
     fn has_attr_static(&mut self, name: &str) -> PyResult<bool> {
-        let py = self.obj.py();
-        let name = PyString::new(py, name);
+        let name = names::get(self.obj.py(), name);
         match static_lookup(self.obj, &name)? {
             Some(found) => Ok(found),
             None => self.fallback.call1((self.obj, name))?.is_truthy(),
@@ -280,7 +287,10 @@ fn check<'py>(
 ) -> PyResult<Bound<'py, PyString>> {
     let py = obj.py();
     let config = side.conn.getattr(pyo3::intern!(py, "_config"))?;
-    let config = LiveConfig(config.cast_into::<PyDict>().map_err(|e| PyTypeError::new_err(e.to_string()))?);
+    let config = LiveConfig(
+        config.cast_into::<PyDict>().map_err(|e| PyTypeError::new_err(e.to_string()))?,
+        name.clone(),
+    );
     let fallback = side.w.hasattr_static.bind(py);
     let mut probe = PyAttrs { obj, fallback, last: None };
     let text = name.to_str()?;
@@ -291,6 +301,39 @@ fn check<'py>(
             Err(PyAttributeError::new_err(format!("cannot access {}", name.repr()?)))
         }
         Err(PolicyError::Failed(e)) => Err(e),
+    }
+}
+
+/// The strs of the names the policy makes (`exposed_` plus the name), kept
+/// from one request to the next. The same str object each time keeps its
+/// hash, and CPython's attribute cache, which matches names by address,
+/// then answers the class lookups of `hasattr` and `getattr` at once.
+mod names {
+    use std::collections::HashMap;
+
+    use parking_lot::Mutex;
+    use pyo3::prelude::*;
+    use pyo3::types::PyString;
+
+    /// The names come from peers: a peer that sends names without end gets
+    /// the map emptied now and then rather than grown.
+    const MAX: usize = 1024;
+
+    static NAMES: Mutex<Option<HashMap<String, Py<PyString>>>> = Mutex::new(None);
+
+    /// `name` as a Python str, the kept one when there is one.
+    pub(super) fn get<'py>(py: Python<'py>, name: &str) -> Bound<'py, PyString> {
+        let mut names = NAMES.lock();
+        let map = names.get_or_insert_with(HashMap::new);
+        if let Some(s) = map.get(name) {
+            return s.bind(py).clone();
+        }
+        if map.len() >= MAX {
+            map.clear();
+        }
+        let s = PyString::new(py, name);
+        map.insert(name.to_owned(), s.clone().unbind());
+        s
     }
 }
 

@@ -17,6 +17,7 @@
 //! `rpyc.core.netref`, where every netref method looks them up.
 
 use pyo3::exceptions::PyKeyError;
+use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
@@ -130,14 +131,35 @@ impl FastProxies {
         let py = conn.py();
         let plain = cls.getattr(pyo3::intern!(py, "__init__"))?.is(self.base_init.bind(py))
             && cls.getattr(pyo3::intern!(py, "__new__"))?.is(self.object_new.bind(py));
-        if !plain || !cls.is_instance_of::<PyType>() {
-            return cls.call1((conn, id_pack));
-        }
-        let obj = self.object_new.bind(py).call1((cls,))?;
+        let cls = match cls.cast::<PyType>() {
+            Ok(cls) if plain => cls,
+            _ => return cls.call1((conn, id_pack)),
+        };
+        let obj = self.object_new(cls)?;
         generic_setattr(&obj, pyo3::intern!(py, "____conn__"), conn)?;
         generic_setattr(&obj, pyo3::intern!(py, "____id_pack__"), id_pack)?;
         generic_setattr(&obj, pyo3::intern!(py, "____refcount__"), &1i64.into_pyobject(py)?.into_any())?;
         Ok(obj)
+    }
+}
+
+impl FastProxies {
+    /// `object.__new__(cls)`, for a class whose `__new__` is `object`'s:
+    /// what that does (allocate with the class's `tp_alloc`) without the
+    /// call. An abstract class gets the call, and its TypeError.
+    fn object_new<'py>(&self, cls: &Bound<'py, PyType>) -> PyResult<Bound<'py, PyAny>> {
+        let py = cls.py();
+        let tp = cls.as_type_ptr();
+        // SAFETY: `tp` is a live type object (`cls` holds a reference);
+        // `tp_alloc(tp, 0)` returns a new reference or NULL with an
+        // exception set.
+        unsafe {
+            if (*tp).tp_flags & ffi::Py_TPFLAGS_IS_ABSTRACT != 0 {
+                return self.object_new.bind(py).call1((cls,));
+            }
+            let alloc = (*tp).tp_alloc.unwrap_or(ffi::PyType_GenericAlloc);
+            Bound::from_owned_ptr_or_err(py, alloc(tp, 0))
+        }
     }
 }
 

@@ -11,10 +11,17 @@
 //! lookups run no user code, and bound methods), and asks rpyc's own
 //! function for everything else.
 
+use std::collections::HashMap;
+
+use parking_lot::Mutex;
 use pyo3::exceptions::PyKeyError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyList, PyModule, PyString, PyTuple, PyType};
+use pyo3::types::{PyDict, PyInt, PyList, PyModule, PyString, PyTuple, PyType};
+
+use crate::brine::Decoder;
+
+use super::brine::load_from;
 
 use super::lookup::{
     generic_getattr, has_plain_metaclass, is_bound_method_type, is_function_type, is_heap_type, is_subtype,
@@ -27,33 +34,36 @@ use super::lookup::{
 #[pyclass(module = "rpyc_rs._native", name = "LocalObjects", frozen)]
 pub struct LocalObjects {
     dict: Py<PyDict>,
+    /// Keys by the bytes they went out as: wire form -> the dict's own key
+    /// object. The peer names an object it holds by sending its key back,
+    /// byte for byte as we boxed it, so the engine finds the entry without
+    /// building the key again, and the dict then matches the key by
+    /// identity. Only keys made of an exact str and two exact ints go in:
+    /// their bytes decode to an equal tuple, so a hit finds exactly what
+    /// decoding would, and comparing them runs no user code. An entry may
+    /// outlive its key in the dict (looking it up then fails as the built
+    /// key would); [`LocalObjects::remember_wire`] prunes those as the map
+    /// grows.
+    wire_keys: Mutex<HashMap<Box<[u8]>, Py<PyTuple>>>,
 }
 
 #[pymethods]
 impl LocalObjects {
     #[new]
     fn py_new(py: Python<'_>) -> Self {
-        LocalObjects { dict: PyDict::new(py).unbind() }
+        LocalObjects { dict: PyDict::new(py).unbind(), wire_keys: Mutex::new(HashMap::new()) }
     }
 
     /// Records one more reference to `obj` sent under `key`: stored with a
     /// count of 0 the first time, plus one each time after.
-    pub(crate) fn add(&self, key: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
-        let py = key.py();
-        let dict = self.dict.bind(py);
-        match dict.get_item(key)? {
-            Some(slot) => {
-                let slot = slot.cast_into::<PyList>()?;
-                let n = slot.get_item(1)?.add(1)?;
-                slot.set_item(1, n)
-            }
-            None => dict.set_item(key, PyList::new(py, [obj.clone(), 0i64.into_pyobject(py)?.into_any()])?),
-        }
+    fn add(&self, key: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> PyResult<()> {
+        self.insert(key, obj).map(drop)
     }
 
     /// Forgets everything.
     fn clear(&self, py: Python<'_>) {
         self.dict.bind(py).clear();
+        self.wire_keys.lock().clear();
     }
 
     /// Drops `count` references: the entry goes when its count is below
@@ -62,7 +72,7 @@ impl LocalObjects {
     pub(crate) fn decref(&self, key: &Bound<'_, PyAny>, count: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let py = key.py();
         let dict = self.dict.bind(py);
-        let slot = dict.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))?;
+        let slot = dict.get_item(key)?.ok_or_else(|| PyKeyError::new_err((key.clone().unbind(),)))?;
         let slot = slot.cast_into::<PyList>()?;
         let one = 1i64.into_pyobject(py)?.into_any();
         let count = count.unwrap_or(&one);
@@ -98,15 +108,81 @@ impl LocalObjects {
 }
 
 impl LocalObjects {
+    /// `add`, telling whether `key` is new to the table (the caller may
+    /// then [`remember_wire`](Self::remember_wire) it).
+    pub(crate) fn insert(&self, key: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+        let py = key.py();
+        let dict = self.dict.bind(py);
+        match dict.get_item(key)? {
+            Some(slot) => {
+                let slot = slot.cast_into::<PyList>()?;
+                let n = slot.get_item(1)?.add(1)?;
+                slot.set_item(1, n).map(|()| false)
+            }
+            None => dict
+                .set_item(key, PyList::new(py, [obj.clone(), 0i64.into_pyobject(py)?.into_any()])?)
+                .map(|()| true),
+        }
+    }
+
+    /// Notes that `key`, just stored, went out as the bytes `wire`, so
+    /// [`get_from`](Self::get_from) knows it when the peer sends it back.
+    pub(crate) fn remember_wire(&self, wire: &[u8], key: &Bound<'_, PyAny>) {
+        let Some(key) = plain_key(key) else { return };
+        let py = key.py();
+        let dict = self.dict.bind(py);
+        let mut map = self.wire_keys.lock();
+        // Entries whose key left the dict are dropped once they could
+        // outnumber the live ones, which keeps the map within a constant
+        // factor of the table at a constant cost per insert. Probing the
+        // dict with these keys runs no user code, so holding the lock is
+        // safe.
+        if map.len() >= 2 * dict.len() + 64 {
+            map.retain(|_, k| dict.contains(k.bind(py)).unwrap_or(false));
+        }
+        map.insert(wire.into(), key.clone().unbind());
+    }
+
+    /// The object stored under the key `dec` is at, reading past the key:
+    /// [`get`](Self::get) of the loaded key, where a key we sent is
+    /// recognised by its bytes and not built again.
+    pub(crate) fn get_from<'py>(
+        &self,
+        py: Python<'py>,
+        dec: &mut Decoder<'_>,
+    ) -> PyResult<Bound<'py, PyAny>> {
+        let mut probe = dec.clone();
+        if let Ok(wire) = probe.value_bytes() {
+            let known = self.wire_keys.lock().get(wire).map(|k| k.clone_ref(py));
+            if let Some(key) = known {
+                *dec = probe;
+                return self.get(key.bind(py).as_any());
+            }
+        }
+        let key = load_from(py, dec)?;
+        self.get(&key)
+    }
+
     /// The object stored under `key` (a KeyError when there is none).
     pub(crate) fn get<'py>(&self, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
         let slot = self
             .dict
             .bind(key.py())
             .get_item(key)?
-            .ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))?;
+            .ok_or_else(|| PyKeyError::new_err((key.clone().unbind(),)))?;
         slot.get_item(0)
     }
+}
+
+/// `key` as a tuple when it is an exact `(str, int, int)`: the id packs
+/// that round-trip through brine to an equal tuple.
+fn plain_key<'a, 'py>(key: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, PyTuple>> {
+    let t = key.cast_exact::<PyTuple>().ok()?;
+    let plain = t.len() == 3
+        && t.get_borrowed_item(0).is_ok_and(|n| n.is_exact_instance_of::<PyString>())
+        && t.get_borrowed_item(1).is_ok_and(|n| n.is_exact_instance_of::<PyInt>())
+        && t.get_borrowed_item(2).is_ok_and(|n| n.is_exact_instance_of::<PyInt>());
+    plain.then_some(t)
 }
 
 /// rpyc 6's `get_id_pack(obj)`, natively when the answer is certain without

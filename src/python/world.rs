@@ -136,10 +136,21 @@ impl<'a, 'py> World for PySide<'a, 'py> {
         let id_pack = self.w.id_pack(obj)?;
         let table = self.w.local_objects.bind(py);
         match table.cast::<LocalObjects>() {
-            Ok(native) => native.get().add(&id_pack, obj)?,
-            Err(_) => drop(table.call_method1(pyo3::intern!(py, "add"), (&id_pack, obj))?),
+            Ok(native) => {
+                let native = native.get();
+                let new = native.insert(&id_pack, obj)?;
+                let start = out.len();
+                dump_into(&id_pack, out, 0)?;
+                if new {
+                    native.remember_wire(&out[start..], &id_pack);
+                }
+                Ok(())
+            }
+            Err(_) => {
+                table.call_method1(pyo3::intern!(py, "add"), (&id_pack, obj))?;
+                dump_into(&id_pack, out, 0)
+            }
         }
-        dump_into(&id_pack, out, 0)
     }
 
     fn load_value(&self, dec: &mut Decoder<'_>) -> PyResult<Self::Obj> {
@@ -152,11 +163,10 @@ impl<'a, 'py> World for PySide<'a, 'py> {
 
     fn local_object(&self, dec: &mut Decoder<'_>) -> PyResult<Self::Obj> {
         let py = self.py();
-        let id_pack = load_from(py, dec)?;
         let table = self.w.local_objects.bind(py);
         match table.cast::<LocalObjects>() {
-            Ok(native) => native.get().get(&id_pack),
-            Err(_) => table.get_item(id_pack),
+            Ok(native) => native.get().get_from(py, dec),
+            Err(_) => table.get_item(load_from(py, dec)?),
         }
     }
 

@@ -139,6 +139,37 @@ def test_refcount_tables_empty_after_use(served):
     assert root.proxies() == 0
 
 
+def test_objects_named_again_after_their_release(pair):
+    """Objects that come and go at the same addresses (so under the same id
+    packs, the same bytes on the wire) are each found as themselves; an
+    object the client let go, named again under its old id pack by a
+    hand-made proxy (what a confused or hostile peer sends), is rpyc's
+    KeyError for that key; and the server's table ends empty."""
+    conn = pair.connect(pair.server(config={"allow_public_attrs": True}))
+    root = conn.root
+    baseline = root.local_objects()
+    for v in range(200):
+        t = root.get_thing(v)
+        assert t.value == v and t.double() == 2 * v
+        del t
+    t = root.get_thing(-1)
+    id_pack = object.__getattribute__(t, "____id_pack__")
+    cls = type(t)
+    del t
+    gc.collect()
+    conn.ping()  # the DEL has been served
+    ghost = object.__new__(cls)
+    for slot, value in (("____conn__", conn), ("____id_pack__", id_pack), ("____refcount__", 1)):
+        object.__setattr__(ghost, slot, value)
+    with pytest.raises(KeyError) as info:
+        ghost.value
+    assert info.value.args[0] == id_pack
+    del ghost  # its DEL is a KeyError too, which nobody waits for
+    gc.collect()
+    conn.ping()
+    assert root.local_objects() == baseline
+
+
 # --------------------------------------------------------------------------
 # timeouts
 

@@ -30,10 +30,13 @@ def test_local_objects_behave_as_refcountingcoll():
     assert len(ours) == len(theirs._dict) and (key in ours) and (other not in ours)
     assert repr(ours) == repr(theirs)
     for coll in (ours, theirs):
-        with pytest.raises(KeyError):
+        # The missing key is the error's one argument, a tuple as it is.
+        with pytest.raises(KeyError) as info:
             coll[other]
-        with pytest.raises(KeyError):
+        assert info.value.args == (other,)
+        with pytest.raises(KeyError) as info:
             coll.decref(other)
+        assert info.value.args == (other,)
     ours.decref(key)  # the default count is 1, as rpyc's
     theirs.decref(key)
     assert ours._dict == theirs._dict
