@@ -40,15 +40,15 @@
 //! }
 //! ```
 
+mod args;
 mod builder;
 // The demo service of `rpyc-rs serve` (also used by tests and benches):
 // public for them, not part of the supported API.
 #[doc(hidden)]
 pub mod demo;
 
-pub use builder::{
-    iterator, Args, BuiltObject, IntoReturn, Method, ObjectBuilder, RawArgs, Service, ServiceBuilder,
-};
+pub use args::{Args, IntoReturn, Method, RawArgs};
+pub use builder::{iterator, BuiltObject, ObjectBuilder, Service, ServiceBuilder};
 
 use std::sync::Arc;
 
