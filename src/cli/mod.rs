@@ -18,18 +18,22 @@
 //! traceback go to stderr), 2 for everything else: usage errors, bad
 //! literals, connection, timeout and protocol failures.
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use clap::{Parser, Subcommand};
 
+mod args;
 mod decode;
 mod logging;
 mod net;
+mod ping;
 mod proxy;
 mod serve;
 
+use args::{parse_address, parse_call_args, parse_timeout, seconds, text_arg};
+use ping::ping;
 use rpyc_rs::classic::Classic;
 use rpyc_rs::protocol::{Connection, Error, NetRef, Object, RemoteException};
 use rpyc_rs::{Address, Connector, Dialect, FromObject};
@@ -169,31 +173,9 @@ enum Command {
     Decode(decode::DecodeArgs),
 }
 
-/// Parses a number of seconds: finite, not negative, at most a day.
-fn seconds(text: &str) -> Result<f64, String> {
-    let v: f64 = text.parse().map_err(|_| format!("{text:?} is not a number of seconds"))?;
-    if v.is_finite() && (0.0..=86_400.0).contains(&v) {
-        Ok(v)
-    } else {
-        Err(format!("{text} is not between 0 and 86400 seconds"))
-    }
-}
-
 /// The largest `--size` accepted: far beyond any useful latency probe, and
 /// small enough that a typo cannot make us allocate gigabytes.
 const MAX_PING_SIZE: i64 = 256 << 20;
-
-fn parse_address(s: &str) -> Result<Address, String> {
-    s.parse::<Address>().map_err(|e| e.to_string())
-}
-
-fn parse_timeout(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s.trim().parse().map_err(|_| format!("{s:?} is not a number of seconds"))?;
-    if !secs.is_finite() || secs <= 0.0 {
-        return Err(format!("{s:?}: the timeout must be a positive number of seconds"));
-    }
-    Duration::try_from_secs_f64(secs).map_err(|e| format!("{s:?}: {e}"))
-}
 
 /// Why a command failed, decided once so `main` only prints and exits.
 enum Failure {
@@ -289,111 +271,6 @@ fn print_line(text: &str) {
     // A closed stdout (`| head`) is not worth an error message.
     let mut out = std::io::stdout().lock();
     let _ = writeln!(out, "{text}").and_then(|_| out.flush());
-}
-
-/// `-` means "read it from stdin", for code too long or too quoted for a
-/// command line.
-fn text_arg(arg: String, what: &str) -> Result<String, Failure> {
-    if arg != "-" {
-        return Ok(arg);
-    }
-    let mut s = String::new();
-    std::io::stdin()
-        .read_to_string(&mut s)
-        .map_err(|e| Failure::other(format!("cannot read the {what} from stdin: {}", io_text(&e))))?;
-    Ok(s)
-}
-
-/// Call arguments: positional literals, then `NAME=LITERAL` keywords.
-type CallArgs = (Vec<Object>, Vec<(String, Object)>);
-
-fn parse_call_args(raw: &[String]) -> Result<CallArgs, Failure> {
-    let mut args = Vec::new();
-    let mut kwargs: Vec<(String, Object)> = Vec::new();
-    for (i, text) in raw.iter().enumerate() {
-        let n = i + 1;
-        let (name, literal) = match keyword_split(text) {
-            Some((name, lit)) => (Some(name), lit),
-            None => (None, text.as_str()),
-        };
-        let value = rpyc_rs::literal::parse(literal)
-            .map_err(|e| Failure::other(format!("argument {n} ({text:?}) is not a Python literal: {e}")))?;
-        match name {
-            Some(name) => {
-                if kwargs.iter().any(|(k, _)| k == name) {
-                    return Err(Failure::other(format!("keyword argument repeated: {name}")));
-                }
-                kwargs.push((name.to_owned(), Object::Value(value)));
-            }
-            None if !kwargs.is_empty() => {
-                return Err(Failure::other(format!(
-                    "argument {n} ({text:?}): a positional argument follows a keyword argument"
-                )));
-            }
-            None => args.push(Object::Value(value)),
-        }
-    }
-    Ok((args, kwargs))
-}
-
-/// `NAME=rest` when `text` starts with an identifier and a single `=`.
-fn keyword_split(text: &str) -> Option<(&str, &str)> {
-    let (name, rest) = text.split_once('=')?;
-    let mut chars = name.chars();
-    let first = chars.next()?;
-    let ident = (first == '_' || first.is_alphabetic()) && chars.all(|c| c == '_' || c.is_alphanumeric());
-    (ident && !rest.starts_with('=')).then_some((name, rest))
-}
-
-fn ping(addr: &Address, count: u32, size: usize, timeout: Duration) -> Result<(), Failure> {
-    let conn = connect(addr, timeout)?;
-    let fail = |e| describe(e, addr, timeout);
-    // Not all zeros, so a compressing channel does not flatter the numbers.
-    let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
-    // The first round trip pays for lazy setup on both sides; leave it out.
-    conn.ping(&data, timeout).map_err(fail)?;
-    let mut times = Vec::with_capacity(count as usize);
-    for _ in 0..count {
-        let t0 = Instant::now();
-        conn.ping(&data, timeout).map_err(fail)?;
-        times.push(t0.elapsed());
-    }
-    conn.close();
-    let s = Stats::of(&mut times);
-    print_line(&format!("PING {addr}: {count} round trips of {size} bytes"));
-    for (name, d) in [("min", s.min), ("median", s.median), ("mean", s.mean), ("p99", s.p99), ("max", s.max)]
-    {
-        print_line(&format!("{name:<7}{:>10.1} µs", d.as_secs_f64() * 1e6));
-    }
-    Ok(())
-}
-
-/// Latency statistics of a sample.
-struct Stats {
-    min: Duration,
-    median: Duration,
-    mean: Duration,
-    p99: Duration,
-    max: Duration,
-}
-
-impl Stats {
-    /// Sorts `times` (which must not be empty) and summarises it; p99 is
-    /// the nearest-rank percentile, an observed value.
-    fn of(times: &mut [Duration]) -> Stats {
-        times.sort_unstable();
-        let n = times.len().max(1);
-        let at = |i: usize| times.get(i.min(n - 1)).copied().unwrap_or_default();
-        let median = if n % 2 == 1 { at(n / 2) } else { (at(n / 2 - 1) + at(n / 2)) / 2 };
-        let total: Duration = times.iter().sum();
-        Stats {
-            min: at(0),
-            median,
-            mean: total / n as u32,
-            p99: at((n * 99).div_ceil(100).saturating_sub(1)),
-            max: at(n - 1),
-        }
-    }
 }
 
 /// What a command that needs a classic server adds to a remote
@@ -569,62 +446,6 @@ fn summary(exc: &RemoteException) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn addresses() {
-        let tcp = |h: &str, p| Address::tcp(h, p);
-        use rpyc_rs::classic::DEFAULT_PORT;
-        assert_eq!(parse_address("127.0.0.1:18812"), Ok(tcp("127.0.0.1", 18812)));
-        assert_eq!(parse_address("localhost:1"), Ok(tcp("localhost", 1)));
-        assert_eq!(parse_address("localhost"), Ok(tcp("localhost", DEFAULT_PORT)));
-        assert_eq!(parse_address("[::1]:5000"), Ok(tcp("::1", 5000)));
-        assert_eq!(parse_address("[::1]"), Ok(tcp("::1", DEFAULT_PORT)));
-        assert_eq!(parse_address("/tmp/x.sock"), Ok(Address::unix("/tmp/x.sock")));
-        assert_eq!(parse_address("./x.sock"), Ok(Address::unix("./x.sock")));
-        assert_eq!(parse_address("service:DEMO"), Ok(Address::service("DEMO")));
-        assert!(parse_address("::1:5000").unwrap_err().contains("brackets"));
-        assert!(parse_address("host:99999").unwrap_err().contains("port"));
-        assert!(parse_address(":5").unwrap_err().contains("host"));
-        assert!(parse_address("[::1").unwrap_err().contains("']'"));
-        assert!(parse_address("").is_err());
-        assert_eq!(tcp("::1", 5).to_string(), "[::1]:5");
-    }
-
-    #[test]
-    fn keywords() {
-        assert_eq!(keyword_split("b=2"), Some(("b", "2")));
-        assert_eq!(keyword_split("name='a=b'"), Some(("name", "'a=b'")));
-        assert_eq!(keyword_split("'a=b'"), None);
-        assert_eq!(keyword_split("x==1"), None);
-        assert_eq!(keyword_split("1=2"), None);
-        let (a, k) = parse_call_args(&["1".into(), "b=(2,)".into()]).ok().unwrap();
-        assert_eq!(a.len(), 1);
-        assert_eq!(k[0].0, "b");
-        assert!(parse_call_args(&["b=1".into(), "2".into()]).is_err());
-        assert!(parse_call_args(&["foo".into()]).is_err());
-    }
-
-    #[test]
-    fn stats() {
-        let mut t: Vec<Duration> = (1..=100).rev().map(Duration::from_micros).collect();
-        let s = Stats::of(&mut t);
-        assert_eq!(s.min, Duration::from_micros(1));
-        assert_eq!(s.max, Duration::from_micros(100));
-        assert_eq!(s.p99, Duration::from_micros(99));
-        assert_eq!(s.median, Duration::from_nanos(50_500));
-        let mut one = vec![Duration::from_micros(7)];
-        let s = Stats::of(&mut one);
-        assert_eq!((s.min, s.median, s.p99, s.max), (one[0], one[0], one[0], one[0]));
-    }
-
-    #[test]
-    fn timeouts() {
-        assert_eq!(parse_timeout("1.5"), Ok(Duration::from_millis(1500)));
-        assert!(parse_timeout("0").is_err());
-        assert!(parse_timeout("-1").is_err());
-        assert!(parse_timeout("nan").is_err());
-        assert!(parse_timeout("abc").is_err());
-    }
 
     #[test]
     fn cli_definition_is_consistent() {
