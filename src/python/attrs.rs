@@ -130,6 +130,9 @@ impl AttrProbe<PyErr> for PyAttrs<'_, '_> {
         if plainly_a_method(self.obj, &name) {
             return Ok(true);
         }
+        if plainly_absent(self.obj, &name) {
+            return Ok(false);
+        }
         self.obj.hasattr(name)
     }
     fn has_attr_static(&mut self, name: &str) -> PyResult<bool> {
@@ -150,13 +153,40 @@ impl AttrProbe<PyErr> for PyAttrs<'_, '_> {
 /// False means "ask Python".
 fn plainly_a_method(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
     let tp = obj.get_type();
+    generic_lookup(&tp) && type_lookup(&tp, name).is_some_and(|d| is_function_type(&d.get_type()))
+}
+
+/// True when `hasattr(obj, name)` is certainly false without running
+/// anything: `obj`'s type looks attributes up as `object` does, nothing on
+/// its MRO has `name`, and its instances have no `__dict__`
+/// (`tp_dictoffset` is 0; a managed dict has it non-zero). `object`'s
+/// lookup then has nowhere else to look and raises AttributeError, which
+/// is all `hasattr` would learn, at the cost of making the error. rpyc
+/// probes `exposed___next__` on an iterator before every item.
+fn plainly_absent(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> bool {
+    let tp = obj.get_type();
+    generic_lookup(&tp) && no_instance_dict(&tp) && type_lookup(&tp, name).is_none()
+}
+
+/// `tp` looks attributes up as `object` does: no `__getattribute__` or
+/// `__getattr__` of its own anywhere.
+fn generic_lookup(tp: &Bound<'_, PyType>) -> bool {
     // SAFETY: reading a slot of a live type object. The function is
     // CPython's, in another shared object: its address here (through the
     // GOT) is the one CPython stores in the slot of every class that
     // inherits `object`'s lookup, so comparing addresses is meaningful.
     let getattro = unsafe { (*tp.as_type_ptr()).tp_getattro };
-    let generic = getattro.map(|f| f as usize) == Some(ffi::PyObject_GenericGetAttr as *const () as usize);
-    generic && type_lookup(&tp, name).is_some_and(|d| is_function_type(&d.get_type()))
+    getattro.map(|f| f as usize) == Some(ffi::PyObject_GenericGetAttr as *const () as usize)
+}
+
+/// `tp`'s instances have no `__dict__`: no dict offset, and no managed
+/// dict (whose offset CPython also sets non-zero).
+fn no_instance_dict(tp: &Bound<'_, PyType>) -> bool {
+    // SAFETY: reading plain fields of a live type object.
+    unsafe {
+        let t = tp.as_type_ptr();
+        (*t).tp_dictoffset == 0 && ((*t).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT) == 0
+    }
 }
 
 /// `inspect.getattr_static(obj, name)` succeeds, answered without Python
@@ -182,20 +212,28 @@ fn static_lookup(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult
         // With `type` as metaclass, `entry.__dict__` is the class's own
         // namespace (type's data descriptor wins over anything in it).
         let ns = entry.getattr(dict_key)?;
-        if let Ok(d) = ns.get_item(dict_key) {
-            if !is_plain_dict_descriptor(&d, &entry)? {
-                return Ok(None);
-            }
+        // Asked first, so a class without the entry (most of them) costs
+        // no KeyError.
+        if ns.contains(dict_key)? && !is_plain_dict_descriptor(&ns.get_item(dict_key)?, &entry)? {
+            return Ok(None);
         }
         class_dicts.push(ns);
     }
-    // The instance dict, as `object.__getattribute__(obj, "__dict__")`.
-    // SAFETY: valid pointers; a new reference or NULL with an exception set.
-    let inst = unsafe {
-        Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(obj.as_ptr(), dict_key.as_ptr()))
+    // The instance dict, as `object.__getattribute__(obj, "__dict__")`:
+    // certainly none (that lookup's AttributeError) when the type makes
+    // none and, as checked above, no class puts a `__dict__` of its own in
+    // the way.
+    let inst = if no_instance_dict(&tp) {
+        None
+    } else {
+        // SAFETY: valid pointers; a new reference or NULL with an
+        // exception set.
+        Some(unsafe {
+            Bound::from_owned_ptr_or_err(py, ffi::PyObject_GenericGetAttr(obj.as_ptr(), dict_key.as_ptr()))
+        })
     };
     match inst {
-        Ok(d) => match d.cast::<PyDict>() {
+        Some(Ok(d)) => match d.cast::<PyDict>() {
             Ok(d) if d.is_exact_instance_of::<PyDict>() => {
                 if d.contains(name)? {
                     return Ok(Some(true));
@@ -203,8 +241,9 @@ fn static_lookup(obj: &Bound<'_, PyAny>, name: &Bound<'_, PyString>) -> PyResult
             }
             _ => return Ok(None),
         },
-        Err(e) if e.is_instance_of::<PyAttributeError>(py) => {}
-        Err(_) => return Ok(None),
+        None => {}
+        Some(Err(e)) if e.is_instance_of::<PyAttributeError>(py) => {}
+        Some(Err(_)) => return Ok(None),
     }
     for ns in class_dicts {
         if ns.contains(name)? {

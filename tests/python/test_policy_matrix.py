@@ -44,14 +44,14 @@ NAMES = [
     "broken", "xbroken", "raising", "method", "emethod", "exposed_emethod", "_private",
     "_Probe__mangled", "__mangled", "__class__", "__dict__", "__len__", "__doc__", "__module__",
     "dynamic", "missing", "meta_attr", "a", "b", "c", "exposed_c", "secret", "_hidden", "plain",
-    "locked", b"inst_attr",
+    "locked", "__next__", b"inst_attr",
 ]
 
 #: The class comes last: under allow_setattr/allow_delattr the script
 #: changes it, and an rpyc-rs client, which asks for a class's methods once
 #: (not per instance, as stock rpyc does), would not see a dunder deleted
 #: from the class after that.
-OBJECTS = ["probe", "slotted", "overridden", "probe_class"]
+OBJECTS = ["probe", "slotted", "overridden", "iterator", "probe_class"]
 
 
 def _norm(text: str) -> str:

@@ -149,6 +149,10 @@ class MatrixService(rpyc.Service):
     def exposed_overridden(self):
         return Overridden()
 
+    def exposed_iterator(self):
+        # A builtin object: object's attribute lookup, no instance dict.
+        return iter([1, 2, 3])
+
     def exposed_events(self):
         out = tuple(EVENTS)
         EVENTS.clear()
