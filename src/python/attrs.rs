@@ -182,10 +182,13 @@ fn generic_lookup(tp: &Bound<'_, PyType>) -> bool {
 /// `tp`'s instances have no `__dict__`: no dict offset, and no managed
 /// dict (whose offset CPython also sets non-zero).
 fn no_instance_dict(tp: &Bound<'_, PyType>) -> bool {
+    // `Py_TPFLAGS_MANAGED_DICT`, which pyo3 defines from CPython 3.11 on;
+    // no earlier CPython uses the bit, so it is tested on every version.
+    const MANAGED_DICT: std::os::raw::c_ulong = 1 << 4;
     // SAFETY: reading plain fields of a live type object.
     unsafe {
         let t = tp.as_type_ptr();
-        (*t).tp_dictoffset == 0 && ((*t).tp_flags & ffi::Py_TPFLAGS_MANAGED_DICT) == 0
+        (*t).tp_dictoffset == 0 && ((*t).tp_flags & MANAGED_DICT) == 0
     }
 }
 
