@@ -1,9 +1,9 @@
 //! Loading: brine bytes straight into Python objects, from a pull
 //! [`Decoder`] positioned at a value, for `brine_load` and for the
 //! protocol engine's Python object world (which reads from inside a
-//! message). Strs are built in place, ints beyond 64 bits go through
-//! Python's own parser under the decoder's digit limit, and nesting is
-//! bounded by the decoder.
+//! message). Strs are built in place; ints outside `i64` go through
+//! `i128` when they fit and Python's own parser (under its digit limit)
+//! when not; nesting is bounded by the decoder.
 
 use pyo3::ffi;
 use pyo3::prelude::*;
