@@ -67,6 +67,36 @@ pub(crate) fn is_subtype(a: &Bound<'_, PyType>, b: &Bound<'_, PyType>) -> bool {
     unsafe { ffi::PyType_IsSubtype(a.as_ptr().cast(), b.as_ptr().cast()) != 0 }
 }
 
+/// `isinstance(obj, cls)`, for any `obj` and class `cls`.
+///
+/// For a class whose metaclass is not exactly `type` (rpyc's `BaseNetref`
+/// has `NetrefMetaclass`), CPython's `isinstance` looks up the metaclass's
+/// `__instancecheck__`, binds it as a method and calls it: about half a
+/// microsecond, paid for every object rpyc boxes. When that method is
+/// `type`'s own, this does what it does (CPython's `object_isinstance`)
+/// directly: `type(obj)` is a subclass, or else `obj.__class__` is a
+/// different class that is. Any other `__instancecheck__` is called as
+/// `isinstance` calls it.
+pub(crate) fn is_instance_of(obj: &Bound<'_, PyAny>, cls: &Bound<'_, PyType>) -> PyResult<bool> {
+    let py = obj.py();
+    let check = pyo3::intern!(py, "__instancecheck__");
+    let standard = type_lookup(&py.get_type::<PyType>(), check);
+    match (type_lookup(&cls.get_type(), check), standard) {
+        (Some(found), Some(standard)) if found.is(&standard) => {}
+        _ => return obj.is_instance(cls),
+    }
+    let tp = obj.get_type();
+    if is_subtype(&tp, cls) {
+        return Ok(true);
+    }
+    // `__class__` may say otherwise (a proxy's, a mock's); read as
+    // `object_isinstance` reads it, a missing one meaning "no".
+    Ok(match getattr_opt(obj, pyo3::intern!(py, "__class__"))? {
+        Some(claimed) if !claimed.is(&tp) => claimed.cast::<PyType>().is_ok_and(|c| is_subtype(c, cls)),
+        _ => false,
+    })
+}
+
 /// `getattr(tp, name, None)` for a class whose metaclass is exactly `type`,
 /// without an exception for a miss: what `type.__getattribute__` does in
 /// that case. `type` itself has no attribute by such a name (its namespace

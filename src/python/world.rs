@@ -28,6 +28,7 @@ use super::attrs::serve_natively;
 use super::brine::{dump_into, is_dumpable, load_from};
 use super::engine::PyWorld;
 use super::exiting::detach;
+use super::lookup::is_instance_of;
 use super::tables::LocalObjects;
 
 /// `object.__getattribute__(obj, name)`: reads a netref's own slots without
@@ -120,7 +121,7 @@ impl<'a, 'py> World for PySide<'a, 'py> {
 
     fn put_home_ref(&self, obj: &Self::Obj, out: &mut Vec<u8>) -> PyResult<bool> {
         let py = self.py();
-        if !obj.is_instance(self.w.base_netref.bind(py))? {
+        if !is_instance_of(obj, self.w.base_netref.bind(py))? {
             return Ok(false);
         }
         let owner = generic_getattr(obj, pyo3::intern!(py, "____conn__"))?;
