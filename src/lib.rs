@@ -68,6 +68,7 @@ pub mod fuzzing;
 #[doc(hidden)]
 pub mod literal;
 // The listening socket of the servers and the proxy (crate-internal).
+mod fasthash;
 mod listener;
 pub mod protocol;
 pub mod proxy;

@@ -223,6 +223,47 @@ impl<'a> Decoder<'a> {
         Ok(&self.data[start..self.pos])
     }
 
+    /// The bytes of the next value when it is a tuple of one to four
+    /// plain scalars (small or L1 ints, `None`, bools, short bytes, strs
+    /// with a u8 length), stepping past it; `None`, without moving, for
+    /// anything else or too little input.
+    ///
+    /// Only lengths are read: digits and UTF-8 are not checked. It is for
+    /// callers that match the bytes against values they encoded themselves
+    /// (an id pack sent back to us), where equal bytes are well-formed by
+    /// construction; anything unmatched must then be decoded the checked
+    /// way, from where this started. What it saves is [`Decoder::value_bytes`]'s
+    /// token-by-token walk (about a third of a native DEL's decoding).
+    pub fn flat_tuple_bytes(&mut self) -> Option<&'a [u8]> {
+        let data = self.data;
+        let start = self.pos;
+        let count = match *data.get(start)? {
+            t @ tag::TUPLE1..=tag::TUPLE4 => (t - tag::TUPLE1 + 1) as usize,
+            _ => return None,
+        };
+        let mut at = start + 1;
+        for _ in 0..count {
+            let mut t = *data.get(at)?;
+            if t == tag::UNICODE {
+                at += 1;
+                t = *data.get(at)?;
+                if !matches!(t, tag::EMPTY_BYTES | tag::BYTES1..=tag::BYTES4 | tag::BYTES_L1) {
+                    return None;
+                }
+            }
+            at += match t {
+                tag::NONE | tag::EMPTY_BYTES | tag::EMPTY_TUPLE | tag::TRUE | tag::FALSE => 1,
+                tag::SMALL_INT_FIRST..=tag::SMALL_INT_LAST => 1,
+                tag::BYTES1..=tag::BYTES4 => 1 + (t - tag::BYTES1 + 1) as usize,
+                tag::BYTES_L1 | tag::INT_L1 => 2 + *data.get(at + 1)? as usize,
+                _ => return None,
+            };
+        }
+        let bytes = data.get(start..at)?;
+        self.pos = at;
+        Some(bytes)
+    }
+
     /// Reads the next token.
     pub fn next_token(&mut self) -> Result<Token<'a>, BrineError> {
         let offset = self.pos;
@@ -336,6 +377,40 @@ mod tests {
         assert_eq!(d.value_bytes().unwrap(), &data[..first]);
         assert_eq!(d.value_bytes().unwrap(), &data[first..]);
         assert!(d.value_bytes().is_err());
+    }
+
+    #[test]
+    fn flat_tuple_bytes_agrees_with_value_bytes() {
+        // An id pack as rpyc sends one, a tuple of small scalars, then a 7.
+        let pack = Value::Tuple(vec!["builtins.method".into(), 140_565_824_180_000i64.into(), (-3).into()]);
+        let small = Value::Tuple(vec![Value::None, true.into(), Value::Bytes(b"abcd".to_vec()), "".into()]);
+        for v in [pack, small] {
+            let mut data = Vec::new();
+            crate::brine::encode_into(&v, &mut data).unwrap();
+            let first = data.len();
+            crate::brine::put_int(&mut data, 7);
+            let mut d = Decoder::new(&data);
+            assert_eq!(d.flat_tuple_bytes(), Some(&data[..first]));
+            assert_eq!(d.next_token().unwrap(), Token::Int(7));
+        }
+        // Nested, too long, or cut short: declined, and the decoder has
+        // not moved.
+        let nested = Value::Tuple(vec![Value::Tuple(vec![1.into()])]);
+        let long = Value::Tuple(vec![1.into(); 5]);
+        for v in [nested, long, Value::from(1)] {
+            let mut data = Vec::new();
+            crate::brine::encode_into(&v, &mut data).unwrap();
+            let mut d = Decoder::new(&data);
+            assert_eq!(d.flat_tuple_bytes(), None);
+            assert_eq!(d.offset(), 0);
+        }
+        let mut data = Vec::new();
+        crate::brine::encode_into(&Value::Tuple(vec!["abcdef".into(), 5.into()]), &mut data).unwrap();
+        for cut in 0..data.len() {
+            let mut d = Decoder::new(&data[..cut]);
+            assert_eq!(d.flat_tuple_bytes(), None, "cut at {cut}");
+            assert_eq!(d.offset(), 0);
+        }
     }
 
     #[test]

@@ -17,7 +17,6 @@
 //! becomes an object is the business of the [`Peer`] (the object world) that
 //! drives it, so the Rust world and the Python world share this code.
 
-use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::thread::ThreadId;
 use std::time::{Duration, Instant};
@@ -25,6 +24,7 @@ use std::time::{Duration, Instant};
 use parking_lot::{Condvar, Mutex, MutexGuard};
 
 use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
+use crate::fasthash::FastMap;
 use crate::stream::{Closer, Interruption};
 
 use super::message::{begin_request, is_del_request, Handler, Incoming, MSG_REQUEST};
@@ -60,7 +60,7 @@ enum Slot {
 
 #[derive(Default)]
 struct State {
-    pending: HashMap<i64, Slot>,
+    pending: FastMap<i64, Slot>,
     closed: Option<String>,
     /// Threads running a reply callback they read. A `serve` caller waits
     /// for them rather than read: what it waits for (an async result) may

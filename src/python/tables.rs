@@ -11,8 +11,6 @@
 //! lookups run no user code, and bound methods), and asks rpyc's own
 //! function for everything else.
 
-use std::collections::HashMap;
-
 use parking_lot::Mutex;
 use pyo3::exceptions::PyKeyError;
 use pyo3::ffi;
@@ -20,6 +18,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyInt, PyList, PyModule, PyString, PyTuple, PyType};
 
 use crate::brine::Decoder;
+use crate::fasthash::FastMap;
 
 use super::brine::load_from;
 
@@ -44,14 +43,14 @@ pub struct LocalObjects {
     /// outlive its key in the dict (looking it up then fails as the built
     /// key would); [`LocalObjects::remember_wire`] prunes those as the map
     /// grows.
-    wire_keys: Mutex<HashMap<Box<[u8]>, Py<PyTuple>>>,
+    wire_keys: Mutex<FastMap<Box<[u8]>, Py<PyTuple>>>,
 }
 
 #[pymethods]
 impl LocalObjects {
     #[new]
     fn py_new(py: Python<'_>) -> Self {
-        LocalObjects { dict: PyDict::new(py).unbind(), wire_keys: Mutex::new(HashMap::new()) }
+        LocalObjects { dict: PyDict::new(py).unbind(), wire_keys: Mutex::new(FastMap::default()) }
     }
 
     /// Records one more reference to `obj` sent under `key`: stored with a
@@ -152,7 +151,11 @@ impl LocalObjects {
         dec: &mut Decoder<'_>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let mut probe = dec.clone();
-        if let Ok(wire) = probe.value_bytes() {
+        // An id pack's bytes, measured by their lengths alone: a match with
+        // bytes we sent is well-formed, anything else is decoded (and
+        // checked) from the start below.
+        let wire = probe.flat_tuple_bytes().ok_or(()).or_else(|()| probe.value_bytes().map_err(drop));
+        if let Ok(wire) = wire {
             let known = self.wire_keys.lock().get(wire).map(|k| k.clone_ref(py));
             if let Some(key) = known {
                 *dec = probe;
@@ -310,11 +313,11 @@ fn version_tag(tp: &Bound<'_, PyType>) -> Option<u32> {
 /// What [`class_name_pack`] found certain, per class and version tag, so a
 /// class's checks and its name pack are made once, not per object.
 mod class_facts {
-    use std::collections::HashMap;
-
     use parking_lot::Mutex;
     use pyo3::prelude::*;
     use pyo3::types::{PyString, PyType};
+
+    use crate::fasthash::FastMap;
 
     /// Classes are few; a program that makes them without end gets the
     /// table emptied now and then rather than growing it.
@@ -324,7 +327,8 @@ mod class_facts {
     /// new class comes with a new tag, so a stale entry never matches.
     static FACTS: Mutex<Option<Facts>> = Mutex::new(None);
 
-    type Facts = HashMap<usize, (u32, Py<PyString>)>;
+    /// Keyed by class addresses, which a peer cannot choose.
+    type Facts = FastMap<usize, (u32, Py<PyString>)>;
 
     pub(super) fn get<'py>(tp: &Bound<'py, PyType>, tag: u32) -> Option<Bound<'py, PyString>> {
         let facts = FACTS.lock();
@@ -334,7 +338,7 @@ mod class_facts {
 
     pub(super) fn put(tp: &Bound<'_, PyType>, tag: u32, name_pack: &Bound<'_, PyString>) {
         let mut facts = FACTS.lock();
-        let map = facts.get_or_insert_with(HashMap::new);
+        let map = facts.get_or_insert_with(FastMap::default);
         if map.len() >= MAX {
             map.clear();
         }
