@@ -179,7 +179,11 @@ where
     let safe = source.flag(PolicyFlag::AllowSafeAttrs)? && source.is_safe(name)?;
     let public = source.flag(PolicyFlag::AllowPublicAttrs)? && !name.starts_with('_');
     let plain = all | exposed_name | safe | public;
-    let prefixed = format!("{prefix}{name}");
+    // Built by hand: `format!` costs several times a plain copy, on every
+    // attribute request.
+    let mut prefixed = String::with_capacity(prefix.len() + name.len());
+    prefixed.push_str(&prefix);
+    prefixed.push_str(name);
     let has_exposed =
         !prefix.is_empty() && (probe.has_attr(&prefixed)? || probe.has_attr_static(&prefixed)?);
     if plain && (!has_exposed || probe.has_attr(name)?) {
