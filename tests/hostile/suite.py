@@ -18,257 +18,25 @@ the healthy client saw only right answers, and the case's own check
 passed), ``outcome`` (one line for the table), figures, and ``healthy``
 (the healthy client's calls, errors and worst latency). Everything talks
 to 127.0.0.1 only, with timeouts.
+
+The machinery (sizes, /proc figures, the servers under test, the healthy
+client, raw wire helpers) is in harness.py, the cases that measure memory
+and CPU in resource_cases.py; this file has the other cases, the table of
+all of them (``CASES``), ``run_case`` and ``main``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import resource
 import signal
-import socket
-import struct
 import subprocess
 import sys
-import threading
 import time
-import zlib
-from contextlib import contextmanager
-from typing import Callable, Dict, List, Optional
+from typing import Callable, Dict, Optional
 
-HERE = os.path.dirname(os.path.abspath(__file__))
-HOST = "127.0.0.1"
-
-# ---------------------------------------------------------------------------
-# sizes: (quick, full)
-
-SIZES = {
-    "idle_conns": (300, 1100),
-    "stall_conns": (100, 500),
-    "bomb_mib": (64, 1000),
-    "bomb_conns": (3, 3),
-    "bigint_count": (100, 1000),
-    "connects": (500, 2000),
-    "idle_mem_conns": (200, 500),
-    "soak_seconds": (6, 60),
-    "stalled_writers": (8, 8),
-}
-
-
-def size(name: str, scale: str) -> int:
-    return SIZES[name][0 if scale == "quick" else 1]
-
-
-def raise_fd_limit(want: int = 8192) -> None:
-    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    if soft < want:
-        resource.setrlimit(resource.RLIMIT_NOFILE, (min(want, hard), hard))
-
-
-# ---------------------------------------------------------------------------
-# /proc figures of a server process
-
-
-def _status(pid: int, field: str) -> int:
-    with open(f"/proc/{pid}/status") as f:
-        for line in f:
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    return 0
-
-
-def rss_kib(pid: int) -> int:
-    return _status(pid, "VmRSS")
-
-
-def peak_kib(pid: int) -> int:
-    return _status(pid, "VmHWM")
-
-
-def settled_peak(pid: int, limit: float = 30.0) -> int:
-    """The peak RSS once the server has stopped working on what it was
-    sent (its CPU time still for a second), or after ``limit`` seconds."""
-    end = time.monotonic() + limit
-    last = cpu_seconds(pid)
-    while time.monotonic() < end:
-        time.sleep(1.0)
-        now = cpu_seconds(pid)
-        if now - last < 0.1:
-            break
-        last = now
-    return peak_kib(pid)
-
-
-def cpu_seconds(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    ticks = os.sysconf("SC_CLK_TCK")
-    return (int(fields[11]) + int(fields[12])) / ticks
-
-
-# ---------------------------------------------------------------------------
-# targets
-
-
-class Target:
-    """A server under test, in its own process."""
-
-    def __init__(self, kind: str, bin_path: Optional[str], extra: Optional[List[str]] = None):
-        self.kind = kind
-        if kind.startswith("rs-"):
-            mode = kind[3:]
-            cmd = [bin_path, "serve", "--port", "0", "--mode", mode, *(extra or [])]
-        else:
-            cmd = [sys.executable, os.path.join(HERE, "py_demo_server.py")]
-            if kind == "installed":
-                cmd.append("--install")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                     stderr=subprocess.DEVNULL)
-        line = self._first_line(30.0)
-        if line.startswith("PORT "):
-            self.port = int(line.split()[1])
-        elif line.startswith("listening on "):
-            self.port = int(line.split()[2].rsplit(":", 1)[1])
-        else:
-            self.stop()
-            raise RuntimeError(f"{kind}: unexpected first line {line!r}")
-
-    def _first_line(self, timeout: float) -> str:
-        import selectors
-
-        deadline = time.monotonic() + timeout
-        buf = b""
-        with selectors.DefaultSelector() as sel:
-            sel.register(self.proc.stdout, selectors.EVENT_READ)
-            while b"\n" not in buf:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    raise TimeoutError("server did not start")
-                chunk = os.read(self.proc.stdout.fileno(), 4096)
-                if not chunk:
-                    raise RuntimeError("server exited before listening")
-                buf += chunk
-        return buf.split(b"\n", 1)[0].decode()
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def alive(self) -> bool:
-        return self.proc.poll() is None
-
-    def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait(10)
-
-
-# ---------------------------------------------------------------------------
-# the healthy client: another process calling the server all along
-
-
-HEALTHY_CODE = r"""
-import json, sys, threading, time
-import rpyc
-host, port = sys.argv[1], int(sys.argv[2])
-stop = threading.Event()
-threading.Thread(target=lambda: (sys.stdin.read(), stop.set()), daemon=True).start()
-calls = errors = fresh = 0
-worst = 0.0
-lat = []
-first_error = None
-conn = None
-i = 0
-# At least a few rounds, even if the block it ran for was short.
-while not stop.is_set() or i < 3:
-    i += 1
-    t0 = time.monotonic()
-    try:
-        if conn is None or i % 10 == 0:
-            # Every tenth round a fresh connection: new clients must be served too.
-            if conn is not None:
-                conn.close()
-            conn = rpyc.connect(host, port, config={"sync_request_timeout": 20})
-            fresh += 1
-        ok = conn.root.echo(i) == i and conn.root.add(i, 1) == i + 1
-        if not ok:
-            raise AssertionError("wrong answer")
-    except Exception as e:
-        errors += 1
-        first_error = first_error or f"{type(e).__name__}: {e}"
-        conn = None
-    dt = time.monotonic() - t0
-    calls += 1
-    worst = max(worst, dt)
-    lat.append(dt)
-    stop.wait(0.05)
-lat.sort()
-print(json.dumps({"calls": calls, "errors": errors, "fresh_connections": fresh, "worst_s": round(worst, 3),
-                  "p50_ms": round(lat[len(lat) // 2] * 1000, 2) if lat else None, "first_error": first_error}))
-"""
-
-
-@contextmanager
-def healthy_client(port: int):
-    """Runs the healthy client for the duration of the block; its report
-    lands in the yielded dict."""
-    report: Dict = {}
-    proc = subprocess.Popen([sys.executable, "-c", HEALTHY_CODE, HOST, str(port)], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-    try:
-        yield report
-    finally:
-        try:
-            out, _ = proc.communicate("", timeout=60)
-            report.update(json.loads(out.strip().splitlines()[-1]))
-        except Exception as e:  # a hung or crashed healthy client is a failure
-            proc.kill()
-            proc.wait()
-            report.update({"calls": 0, "errors": 1, "first_error": f"healthy client failed: {e}"})
-
-
-def healthy_ok(h: Dict) -> bool:
-    return h.get("calls", 0) > 0 and h.get("errors", 1) == 0
-
-
-# ---------------------------------------------------------------------------
-# raw wire helpers (version-aware message framing)
-
-
-def frame(payload: bytes, compressed: bool = False) -> bytes:
-    return struct.pack("!LB", len(payload), 1 if compressed else 0) + payload + b"\n"
-
-
-def rpyc6() -> bool:
-    import rpyc
-
-    return int(rpyc.__version__.split(".")[0]) >= 6
-
-
-def request_payload(seq: int, handler: int, args_brine: bytes) -> bytes:
-    """A request message whose args are already brine bytes."""
-    from rpyc.core import brine
-
-    small = lambda n: bytes([0x50 + n])  # noqa: E731 (brine small int)
-    body = b"\x11" + small(handler) + args_brine  # (handler, args)
-    if rpyc6():
-        return brine.I1.pack(1) + b"\x11" + small(seq) + body  # msg, then (seq, body)
-    return b"\x12" + small(1) + small(seq) + body  # (msg, seq, body)
-
-
-def connect_raw(port: int, timeout: float = 10.0) -> socket.socket:
-    s = socket.create_connection((HOST, port), timeout=timeout)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    return s
-
-
-def close_all(socks) -> None:
-    for s in socks:
-        try:
-            s.close()
-        except OSError:
-            pass
+from harness import HOST, Target, close_all, connect_raw, healthy_client, healthy_ok, raise_fd_limit, size
+from resource_cases import case_big_header_stall, case_big_ints, case_idle_memory, case_soak, case_zlib_bombs
 
 
 # ---------------------------------------------------------------------------
@@ -392,76 +160,6 @@ def case_counter_wrap(t: Target, scale: str) -> Dict:
     return {"ok": ok, "outcome": outcome}
 
 
-def case_big_header_stall(t: Target, scale: str) -> Dict:
-    """Item 4: connections that send a header claiming ~1 GiB and stall."""
-    n = size("stall_conns", scale)
-    base = rss_kib(t.pid)
-    socks = []
-    with healthy_client(t.port) as h:
-        for _ in range(n):
-            s = connect_raw(t.port)
-            s.sendall(struct.pack("!LB", 0x3FFF_FFF0, 0) + b"x")
-            socks.append(s)
-        time.sleep(2.0)
-        peak = rss_kib(t.pid)
-    close_all(socks)
-    grown = max(0, peak - base)
-    return {"ok": healthy_ok(h) and grown < 64 * 1024, "outcome": f"{n} stalled: RSS +{grown / 1024:.1f} MiB",
-            "rss_growth_kib": grown, "healthy": h}
-
-
-def _bigint_payload(count: int, digits: int = 100_000) -> bytes:
-    one = b"\x17" + struct.pack("!I", digits) + b"7" * digits
-    args = b"\x15" + struct.pack("!I", count) + one * count
-    return request_payload(1, 1, args)  # a PING whose argument is the ints
-
-
-def case_big_ints(t: Target, scale: str) -> Dict:
-    """Item 5: one compressed frame of big ints (100,000 digits each)."""
-    n = size("bigint_count", scale)
-    z = zlib.compress(_bigint_payload(n), 9)
-    cpu0 = cpu_seconds(t.pid)
-    with healthy_client(t.port) as h:
-        s = connect_raw(t.port, timeout=120)
-        s.sendall(frame(z, compressed=True))
-        try:
-            s.recv(1 << 16)  # a reply, an error or the close
-        except OSError:
-            pass
-        s.close()
-        settled_peak(t.pid)  # until the server's CPU time stands still
-    used = cpu_seconds(t.pid) - cpu0
-    return {"ok": healthy_ok(h) and used < 5, "outcome": f"{n} ints in {len(z) // 1024} KiB: {used:.2f} CPU s",
-            "cpu_s": round(used, 2), "frame_kib": len(z) // 1024, "healthy": h}
-
-
-def _bomb(mib: int) -> bytes:
-    co = zlib.compressobj(9)
-    chunk = b"\0" * (1 << 20)
-    return b"".join(co.compress(chunk) for _ in range(mib)) + co.flush()
-
-
-def case_zlib_bombs(t: Target, scale: str) -> Dict:
-    """Item 6: parallel zlib bombs, each under the frame limit."""
-    mib, k = size("bomb_mib", scale), size("bomb_conns", scale)
-    bomb = frame(_bomb(mib), compressed=True)
-    base = peak_kib(t.pid)
-    socks = []
-    with healthy_client(t.port) as h:
-        for _ in range(k):
-            s = connect_raw(t.port, timeout=60)
-            socks.append(s)
-        threads = [threading.Thread(target=s.sendall, args=(bomb,)) for s in socks]
-        for th in threads:
-            th.start()
-        for th in threads:
-            th.join(60)
-        peak = settled_peak(t.pid)
-    close_all(socks)
-    return {"ok": healthy_ok(h) and t.alive(), "outcome": f"{k} x {mib} MiB: peak RSS {peak / 1024:.0f} MiB"
-            f" (from {base / 1024:.0f})", "peak_kib": peak, "input_kib": len(bomb) * k // 1024, "healthy": h}
-
-
 STALLED_WRITER_CODE = r"""
 import sys, threading, time
 import rpyc
@@ -503,35 +201,6 @@ def case_stalled_writers(t: Target, scale: str) -> Dict:
             f"worst {h.get('worst_s')} s", "healthy": h}
 
 
-def case_idle_memory(t: Target, scale: str) -> Dict:
-    """Item 8: RSS per idle connection (each made one call), and after close."""
-    import rpyc
-
-    n = size("idle_mem_conns", scale)
-    warm = [rpyc.connect(HOST, t.port) for _ in range(20)]
-    for c in warm:
-        c.root.echo(1)
-    for c in warm:
-        c.close()
-    time.sleep(1.5)
-    before = rss_kib(t.pid)
-    conns = []
-    for _ in range(n):
-        c = rpyc.connect(HOST, t.port)
-        c.root.echo(1)
-        conns.append(c)
-    time.sleep(3.0)  # threaded rs servers park idle connections after 2 s
-    during = rss_kib(t.pid)
-    for c in conns:
-        c.close()
-    time.sleep(2.5)  # the watcher gives memory back within a second
-    after = rss_kib(t.pid)
-    per = (during - before) / n
-    return {"ok": t.alive(), "outcome": f"{per:.1f} KiB per idle connection; {after / 1024:.1f} MiB after close "
-            f"(was {before / 1024:.1f})", "per_conn_kib": round(per, 1), "before_kib": before,
-            "after_close_kib": after}
-
-
 def case_connect_burst(t: Target, scale: str) -> Dict:
     """Item 9: back-to-back connects (connect, then close)."""
     n = size("connects", scale)
@@ -564,57 +233,6 @@ def case_safe_attrs(t: Target, scale: str) -> Dict:
     doc = echo.__doc__
     c.close()
     return {"ok": not missing, "outcome": "all reachable" if not missing else f"missing {missing}", "doc": doc}
-
-
-SOAK_CODE = r"""
-import json, sys, time
-import rpyc
-host, port, secs = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-c = rpyc.connect(host, port)
-r = c.root
-end = time.monotonic() + secs
-n = bad = 0
-ctr = None
-while time.monotonic() < end:
-    k = n % 5
-    if k == 0: bad += r.echo((n, "s", b"b", 1.5)) != (n, "s", b"b", 1.5)
-    elif k == 1: bad += r.add(n, 2) != n + 2
-    elif k == 2:
-        ctr = r.counter(n); ctr.increment(); bad += ctr.value != n + 1
-    elif k == 3: bad += r.echo("x" * 5000) != "x" * 5000
-    else: bad += r.add("a", "b") != "ab"
-    n += 1
-del r, ctr
-import gc; gc.collect(); time.sleep(0.2); c.poll_all(0.2)
-print(json.dumps({"calls": n, "bad": bad, "local_objects": len(c._local_objects._dict), "proxies": len(c._proxy_cache) - (getattr(c, "_remote_root", None) is not None)}))
-c.close()
-"""
-
-
-def case_soak(t: Target, scale: str) -> Dict:
-    """The soak: 4 clients x N s of mixed calls; RSS and tables flat."""
-    secs = size("soak_seconds", scale)
-    rss0 = rss_kib(t.pid)
-    procs = [subprocess.Popen([sys.executable, "-c", SOAK_CODE, HOST, str(t.port), str(secs)],
-                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(4)]
-    mid = None
-    time.sleep(secs / 2)
-    mid = rss_kib(t.pid)
-    reports = []
-    for p in procs:
-        out, err = p.communicate(timeout=secs + 60)
-        try:
-            reports.append(json.loads(out.strip().splitlines()[-1]))
-        except Exception:
-            reports.append({"error": err[-300:]})
-    end = rss_kib(t.pid)
-    calls = sum(r.get("calls", 0) for r in reports)
-    bad = sum(r.get("bad", 1) for r in reports)
-    tables = sum(r.get("local_objects", 1) + r.get("proxies", 1) for r in reports)
-    # Flat: the second half grows by less than a tenth of the first.
-    flat = end - mid <= max(2048, (mid - rss0) // 10 + 1024)
-    return {"ok": bad == 0 and tables == 0 and flat, "outcome": f"{calls} calls, {bad} wrong; RSS {rss0 // 1024} -> "
-            f"{mid // 1024} -> {end // 1024} MiB; client tables {tables}", "rss_kib": [rss0, mid, end]}
 
 
 CASES: Dict[str, Callable[[Target, str], Dict]] = {
