@@ -197,10 +197,8 @@ impl<'a> Decoder<'a> {
                 continue;
             }
             left -= 1;
-            let n = match self.next_token()? {
-                Token::Tuple(n) | Token::FrozenSet(n) => n,
-                Token::Slice => 3,
-                _ => continue,
+            let Some(n) = self.skip_token()? else {
+                continue;
             };
             self.enter()?;
             if depth < INLINE {
@@ -211,6 +209,71 @@ impl<'a> Decoder<'a> {
             depth += 1;
             left = n;
         }
+    }
+
+    /// Steps over one token, accepting and refusing exactly what
+    /// [`Decoder::next_token`] does; `Some(n)` for the header of a compound
+    /// of `n` items. The tokens messages are mostly made of (one-byte tags,
+    /// short ints as text, short ASCII strs and bytes) are checked here
+    /// without making a [`Token`]; the rest, and anything doubtful, go
+    /// through `next_token` from the same place. Every message is checked
+    /// this way before it is decoded, so this is on every request's path.
+    #[inline]
+    fn skip_token(&mut self) -> Result<Option<usize>, BrineError> {
+        let data = self.data;
+        let at = self.pos;
+        let Some(&t) = data.get(at) else {
+            return self.skip_token_slowly();
+        };
+        let end = match t {
+            tag::NONE | tag::EMPTY_BYTES | tag::TRUE | tag::FALSE | tag::NOT_IMPLEMENTED | tag::ELLIPSIS => {
+                at + 1
+            }
+            tag::SMALL_INT_FIRST..=tag::SMALL_INT_LAST => at + 1,
+            tag::EMPTY_TUPLE => {
+                self.pos = at + 1;
+                return Ok(Some(0));
+            }
+            tag::TUPLE1..=tag::TUPLE4 => {
+                self.pos = at + 1;
+                return Ok(Some((t - tag::TUPLE1 + 1) as usize));
+            }
+            tag::BYTES1..=tag::BYTES4 => at + 1 + (t - tag::BYTES1 + 1) as usize,
+            tag::BYTES_L1 => match data.get(at + 1) {
+                Some(&n) => at + 2 + n as usize,
+                None => return self.skip_token_slowly(),
+            },
+            tag::UNICODE => match short_body(data, at + 1) {
+                Some(body) if data.get(body.clone()).is_some_and(<[u8]>::is_ascii) => body.end,
+                _ => return self.skip_token_slowly(),
+            },
+            tag::INT_L1 => match data.get(at + 1) {
+                Some(&n) if n as usize <= self.max_int_digits.saturating_add(8) => {
+                    let end = at + 2 + n as usize;
+                    match data.get(at + 2..end) {
+                        Some(text) if is_short_int_text(text) => end,
+                        _ => return self.skip_token_slowly(),
+                    }
+                }
+                _ => return self.skip_token_slowly(),
+            },
+            _ => return self.skip_token_slowly(),
+        };
+        if end > data.len() {
+            return self.skip_token_slowly();
+        }
+        self.pos = end;
+        Ok(None)
+    }
+
+    /// [`Decoder::skip_token`] through [`Decoder::next_token`].
+    #[cold]
+    fn skip_token_slowly(&mut self) -> Result<Option<usize>, BrineError> {
+        Ok(match self.next_token()? {
+            Token::Tuple(n) | Token::FrozenSet(n) => Some(n),
+            Token::Slice => Some(3),
+            _ => None,
+        })
     }
 
     /// Reads one whole value, as [`Decoder::skip_value`], and hands back
@@ -312,6 +375,34 @@ impl<'a> Decoder<'a> {
     }
 }
 
+/// Where the body of a str's bytes value starting at `at` lies, for the
+/// short forms (`EMPTY_BYTES`, `BYTES1`..`BYTES4`, `BYTES_L1`); `None` for
+/// anything else. The range may run past the input: the caller checks.
+#[inline]
+fn short_body(data: &[u8], at: usize) -> Option<std::ops::Range<usize>> {
+    let t = *data.get(at)?;
+    match t {
+        tag::EMPTY_BYTES => Some(at + 1..at + 1),
+        tag::BYTES1..=tag::BYTES4 => Some(at + 1..at + 2 + (t - tag::BYTES1) as usize),
+        tag::BYTES_L1 => {
+            let n = *data.get(at + 1)? as usize;
+            Some(at + 2..at + 2 + n)
+        }
+        _ => None,
+    }
+}
+
+/// True for the int text that [`parse_int_text`] reads on its fast path
+/// (an optional `-`, then 1 to 18 digits): valid, and an `i64`.
+#[inline]
+fn is_short_int_text(raw: &[u8]) -> bool {
+    let digits = match raw.split_first() {
+        Some((b'-', rest)) => rest,
+        _ => raw,
+    };
+    !digits.is_empty() && digits.len() <= 18 && digits.iter().all(u8::is_ascii_digit)
+}
+
 /// Checks UTF-8, with the all-ASCII case (most strings on the wire) first.
 #[inline]
 fn utf8(b: &[u8]) -> Option<&str> {
@@ -377,6 +468,66 @@ mod tests {
         assert_eq!(d.value_bytes().unwrap(), &data[..first]);
         assert_eq!(d.value_bytes().unwrap(), &data[first..]);
         assert!(d.value_bytes().is_err());
+    }
+
+    /// `skip_value` as it was before `skip_token`: every token through
+    /// `next_token`. The reference for the property below.
+    fn skip_by_tokens(d: &mut Decoder<'_>) -> Result<(), BrineError> {
+        let mut open = vec![1usize];
+        while let Some(left) = open.last_mut() {
+            if *left == 0 {
+                open.pop();
+                if !open.is_empty() {
+                    d.leave();
+                }
+                continue;
+            }
+            *left -= 1;
+            let n = match d.next_token()? {
+                Token::Tuple(n) | Token::FrozenSet(n) => n,
+                Token::Slice => 3,
+                _ => continue,
+            };
+            d.enter()?;
+            open.push(n);
+        }
+        Ok(())
+    }
+
+    use proptest::strategy::Strategy;
+
+    proptest::proptest! {
+        /// The quick checks accept and refuse exactly what the token-by-token
+        /// walk does, and stop at the same place: on bytes made of the tags
+        /// messages use (with lengths and digits that are right, wrong or
+        /// cut short), and under tight depth and digit limits.
+        #[test]
+        fn skip_value_agrees_with_the_token_walk(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![
+                        tag::NONE, tag::EMPTY_TUPLE, tag::TUPLE1, tag::TUPLE1 + 2, tag::TUPLE4,
+                        tag::UNICODE, tag::BYTES1, tag::BYTES4, tag::BYTES_L1, tag::INT_L1,
+                        tag::INT_L4, tag::SLICE, tag::FROZENSET, 0x50, 0xef, 0xf0, 0x07,
+                    ]).prop_map(|t| vec![t]),
+                    proptest::collection::vec(proptest::sample::select(b"-+ 0123456789a\xc3\xa9\x00".to_vec()), 0..22),
+                    (0u8..24).prop_map(|n| vec![n]),
+                ],
+                0..12,
+            ),
+            max_depth in 0usize..6,
+            max_int_digits in 0usize..24,
+        ) {
+            let data: Vec<u8> = parts.concat();
+            let opts = DecodeOptions { max_depth, max_int_digits };
+            let mut quick = Decoder::with_options(&data, opts);
+            let mut reference = Decoder::with_options(&data, opts);
+            let (a, b) = (quick.skip_value(), skip_by_tokens(&mut reference));
+            proptest::prop_assert_eq!(&a, &b);
+            if a.is_ok() {
+                proptest::prop_assert_eq!(quick.offset(), reference.offset());
+            }
+        }
     }
 
     #[test]
