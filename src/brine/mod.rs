@@ -399,18 +399,33 @@ impl ItoaBuf {
     }
 }
 
+/// "00" to "99": two digits per division. Id packs carry two 15-digit
+/// ints, and every request names at least one.
+const DIGIT_PAIRS: &[u8; 200] = b"\
+0001020304050607080910111213141516171819\
+2021222324252627282930313233343536373839\
+4041424344454647484950515253545556575859\
+6061626364656667686970717273747576777879\
+8081828384858687888990919293949596979899";
+
 fn itoa_buf(n: i64) -> ItoaBuf {
     let mut bytes = [0u8; 20];
     let mut i = bytes.len();
     let neg = n < 0;
     let mut m = n.unsigned_abs();
-    loop {
+    while m >= 100 {
+        let pair = (m % 100) as usize * 2;
+        m /= 100;
+        i -= 2;
+        bytes[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if m >= 10 {
+        let pair = m as usize * 2;
+        i -= 2;
+        bytes[i..i + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    } else {
         i -= 1;
-        bytes[i] = b'0' + (m % 10) as u8;
-        m /= 10;
-        if m == 0 {
-            break;
-        }
+        bytes[i] = b'0' + m as u8;
     }
     if neg {
         i -= 1;
@@ -430,6 +445,17 @@ mod tests {
             put_int(&mut out, n);
             assert_eq!(out, [(n + 0x50) as u8]);
         }
+        // Every length, both signs, against Rust's own formatting.
+        for k in 0..19 {
+            for n in
+                [10i64.pow(k), 10i64.pow(k) + 7, 10i64.pow(k) * 9 + 9, 140_565_824_180_000 / 10i64.pow(k)]
+            {
+                for n in [n, -n] {
+                    assert_eq!(itoa_buf(n).as_bytes(), n.to_string().as_bytes());
+                }
+            }
+        }
+        assert_eq!(itoa_buf(i64::MAX).as_bytes(), i64::MAX.to_string().as_bytes());
         let mut out = Vec::new();
         put_int(&mut out, 160);
         assert_eq!(out, b"\x16\x03160");
