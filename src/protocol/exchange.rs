@@ -249,21 +249,46 @@ fn decode_request<W: World>(w: &W, msg: &Incoming, handler: &mut Option<i64>) ->
     read_boxed(w, &mut body)
 }
 
-/// Serves one request and sends its answer, in rpyc's order of side effects
+/// A successful request's answer, framed, with the DELs queued before it
+/// (`ahead`) and those of the proxies that died with the request
+/// (`behind`): everything the world had to do is done, and what is left is
+/// one write. [`serve`] hands it to its caller, which sends it once it no
+/// longer holds the world (the Python world has released the GIL by then,
+/// so the write costs no release and retake of its own).
+#[must_use = "an answer must be sent"]
+pub(crate) struct Answer {
+    ahead: Vec<Vec<u8>>,
+    frame: Vec<u8>,
+    behind: Vec<Vec<u8>>,
+}
+
+impl Answer {
+    /// Sends it, in one write. A failure means the connection is gone; the
+    /// read loop reports that to whoever is serving.
+    pub(crate) fn send(mut self, core: &Core) {
+        let _ = core.send_between(self.ahead, &mut self.frame, self.behind);
+    }
+}
+
+/// Serves one request, in rpyc's order of side effects
 /// (`_dispatch_request`): decode, run the handler, box the result (a failure
 /// to box is answered like a failed handler), frame the REPLY or the
 /// EXCEPTION, send. The DEL of a proxy among the arguments or the result
 /// reaches the peer after our answer, never before it (rpyc drops them
 /// after its send); the answer to a DEL waits for our next frame.
 ///
+/// A successful answer comes back as an [`Answer`] for the caller to send;
+/// a failed request's is sent here, before its leftovers die (as in rpyc),
+/// and so is the answer to a CLOSE, before the connection ends.
+///
 /// A message that is not well-formed brine ends the connection without an
 /// answer; a well-formed request that means nothing (an unknown handler or
 /// label) is answered with an exception, as rpyc does.
-pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<(), Interruption> {
+pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<Option<Answer>, Interruption> {
     let core = w.core();
     if let Err(e) = msg.validate(w.decode_options()) {
         refuse(core, &e);
-        return Ok(());
+        return Ok(None);
     }
     let mut handler = None;
     let mut frame = Vec::with_capacity(128);
@@ -308,9 +333,11 @@ pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<(), I
         let ahead = core.take_queued();
         drop(keep);
         let behind = core.take_queued();
-        // A send failure means the connection is gone; the read loop
-        // reports that to whoever is serving.
-        let _ = w.blocking(|| core.send_between(ahead, &mut frame, behind));
+        let answer = Answer { ahead, frame, behind };
+        if handler != Some(Handler::Close as i64) {
+            return Ok(Some(answer));
+        }
+        w.blocking(|| answer.send(core));
     } else {
         // A failed request's leftovers may be anything (a result that could
         // not be boxed): they die after the answer is sent, as in rpyc.
@@ -320,5 +347,5 @@ pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<(), I
     if handler == Some(Handler::Close as i64) {
         w.closed_by_peer();
     }
-    Ok(())
+    Ok(None)
 }

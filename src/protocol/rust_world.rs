@@ -160,8 +160,11 @@ impl World for Inner {
 }
 
 impl Peer for Inner {
-    fn on_request(&self, _core: &Core, msg: Incoming) -> std::result::Result<(), Interruption> {
-        exchange::serve(self, msg)
+    fn on_request(&self, core: &Core, msg: Incoming) -> std::result::Result<(), Interruption> {
+        if let Some(answer) = exchange::serve(self, msg)? {
+            answer.send(core);
+        }
+        Ok(())
     }
 
     fn on_orphan(&self, msg: Incoming) {

@@ -97,11 +97,17 @@ impl PyWorld {
 }
 
 impl Peer for PyWorld {
-    fn on_request(&self, _core: &Core, msg: Incoming) -> Result<(), Interruption> {
-        attach(|py| match self.side(py) {
+    fn on_request(&self, core: &Core, msg: Incoming) -> Result<(), Interruption> {
+        let answer = attach(|py| match self.side(py) {
             Some(side) => exchange::serve(&side, msg),
-            None => Ok(()),
-        })
+            None => Ok(None),
+        })?;
+        // Sent without the GIL, which `attach` has just given back: no
+        // release and retake around the write.
+        if let Some(answer) = answer {
+            answer.send(core);
+        }
+        Ok(())
     }
 
     fn on_orphan(&self, msg: Incoming) {
@@ -422,8 +428,17 @@ impl Engine {
         // (see `idle`); without one, it waits in the channel for good.
         let fd = w.core.fileno();
         let timeout = fd.map(|_| super::idle::IDLE_AFTER);
+        // Frame after frame without taking the GIL in between: each
+        // request's handler takes it while it runs (`Peer::on_request`), and
+        // nothing here needs it until the connection idles or ends.
+        let serve_while_busy = || loop {
+            match w.core.serve(w, timeout) {
+                Ok(true) => {}
+                other => return other,
+            }
+        };
         loop {
-            match detach(py, || w.core.serve(w, timeout)) {
+            match detach(py, serve_while_busy) {
                 Ok(true) => {}
                 Ok(false) => {
                     if let Some(fd) = fd {
