@@ -309,7 +309,10 @@ impl Core {
     /// once it has decoded the reply, never before: the reply may name the
     /// very objects these DELs release. An rpyc peer never waits for the
     /// answers, and serving a DEL runs no handler of the user's (only the
-    /// object's release), so nothing the caller sees changes order.
+    /// object's release), so nothing the caller sees changes order. It never
+    /// reads the socket (only whole frames already buffered) and queues
+    /// the answers rather than write them, so it does not block: the Python
+    /// world runs it holding the GIL.
     pub(crate) fn answer_buffered_dels(&self, peer: &dyn Peer) -> Result<()> {
         while let Some(rd) = self.reader.try_lock() {
             if !rd.buffered_payload().is_some_and(is_del_request) {

@@ -195,18 +195,24 @@ pub(crate) fn request<W: World>(
     let core = w.core();
     let seq = core.next_seq();
     let mut frame = build_request(w, seq, handler, &args)?;
-    let sent = w.blocking(|| core.send_request(seq, &mut frame));
-    // Only now may a proxy among the arguments die: its DEL must reach the
-    // peer after the request that names the object, not before it.
+    let peer = w.peer();
+    // Sending and waiting in one stretch (for the Python world, one release
+    // of the GIL). The arguments live until the reply is in, as in rpyc
+    // (whose `sync_request` holds them while it waits): a proxy among them
+    // dies, and its DEL goes out, only after the request naming it.
+    let reply = w.blocking(|| {
+        core.send_request(seq, &mut frame)?;
+        core.wait(peer, seq, timeout)
+    });
     drop(args);
     drop(frame);
-    sent.map_err(|e| w.error(e))?;
-    let peer = w.peer();
-    let reply = w.blocking(|| core.wait(peer, seq, timeout)).map_err(|e| w.error(e))?;
+    let reply = reply.map_err(|e| w.error(e))?;
     let outcome = decode_reply(w, &reply);
     // Only now, with the reply's objects ours, the DELs the peer sent
-    // right behind it (see `Core::answer_buffered_dels`).
-    w.blocking(|| core.answer_buffered_dels(peer)).map_err(|e| w.error(e))?;
+    // right behind it (see `Core::answer_buffered_dels`). Not a blocking
+    // call: it only serves DELs already read (their answers are queued, not
+    // written), so the Python world keeps the GIL for it.
+    core.answer_buffered_dels(peer).map_err(|e| w.error(e))?;
     outcome
 }
 
@@ -293,19 +299,20 @@ pub(crate) fn serve<W: World>(w: &W, msg: Incoming) -> std::result::Result<Optio
     let mut handler = None;
     let mut frame = Vec::with_capacity(128);
     // The arguments and the result, kept alive until the answer is sent.
-    let mut keep: Vec<W::Obj> = Vec::with_capacity(2);
+    // (An array, not a Vec: no allocation per request.)
+    let mut keep: [Option<W::Obj>; 2] = [None, None];
     let failed = match decode_request(w, &msg, &mut handler) {
         Ok(args) => {
             let outcome = match handler {
                 Some(h) => w.handle(h, &args),
                 None => Err(w.error(Error::protocol("malformed request"))),
             };
-            keep.push(args);
+            keep[0] = Some(args);
             match outcome {
                 Ok(result) => {
                     core.begin_answer(&mut frame, MSG_REPLY, &msg);
                     let boxed = put_boxed(w, &result, &mut frame, 0);
-                    keep.push(result);
+                    keep[1] = Some(result);
                     boxed.err()
                 }
                 Err(e) => Some(e),
