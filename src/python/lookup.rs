@@ -25,6 +25,45 @@ extern "C" {
     fn _PyType_Lookup(tp: *mut ffi::PyTypeObject, name: *mut ffi::PyObject) -> *mut ffi::PyObject;
     // `types.MethodType`, exported by every CPython (`PyAPI_DATA`).
     static mut PyMethod_Type: ffi::PyTypeObject;
+    // A bound method's `__func__` (borrowed), in every CPython's C API.
+    fn PyMethod_Function(meth: *mut ffi::PyObject) -> *mut ffi::PyObject;
+}
+
+/// A bound method's `__func__`, read from the method itself (what the
+/// `__func__` member returns). `meth`'s type must be exactly
+/// `types.MethodType` ([`is_bound_method_type`]).
+pub(crate) fn method_function<'py>(meth: &Bound<'py, PyAny>) -> Option<Bound<'py, PyAny>> {
+    if !is_bound_method_type(&meth.get_type()) {
+        return None;
+    }
+    // SAFETY: `meth` is a live bound method (checked above); the result is
+    // a borrowed reference it holds, owned at once while the GIL is held.
+    unsafe { Bound::from_borrowed_ptr_or_opt(meth.py(), PyMethod_Function(meth.as_ptr())) }
+}
+
+/// `getattr(cls, name) is expected`, for an `expected` that a lookup on a
+/// class hands back as itself (a function, which binds to itself without
+/// an instance, or an object with no `__get__`): answered from the class's
+/// MRO without binding anything, when the metaclass looks attributes up as
+/// `type` does and has no data descriptor of that name (which would win
+/// over the class's own). Otherwise through `getattr`.
+pub(crate) fn class_attr_is(
+    cls: &Bound<'_, PyType>,
+    name: &Bound<'_, PyString>,
+    expected: &Bound<'_, PyAny>,
+) -> PyResult<bool> {
+    let meta = cls.get_type();
+    // SAFETY: reading slots of live type objects (`meta`, `type`, and the
+    // type of what the metaclass has under `name`).
+    let plain_meta = unsafe {
+        let type_getattro = (*std::ptr::addr_of!(ffi::PyType_Type)).tp_getattro;
+        (*meta.as_type_ptr()).tp_getattro.map(|f| f as usize) == type_getattro.map(|f| f as usize)
+            && type_lookup(&meta, name).is_none_or(|m| (*ffi::Py_TYPE(m.as_ptr())).tp_descr_set.is_none())
+    };
+    if !plain_meta {
+        return Ok(cls.getattr(name)?.is(expected));
+    }
+    Ok(type_lookup(cls, name).is_some_and(|found| found.is(expected)))
 }
 
 /// What `tp` has under `name` along its MRO, without running anything.

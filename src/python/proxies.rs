@@ -22,6 +22,7 @@ use pyo3::prelude::*;
 use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
 
 use super::engine::{bound_engine, EngineMethod};
+use super::lookup::class_attr_is;
 use super::world::{generic_getattr, generic_setattr};
 
 /// The objects the fast path reads, looked up once per connection.
@@ -129,8 +130,13 @@ impl FastProxies {
         id_pack: &Bound<'py, PyTuple>,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = conn.py();
-        let plain = cls.getattr(pyo3::intern!(py, "__init__"))?.is(self.base_init.bind(py))
-            && cls.getattr(pyo3::intern!(py, "__new__"))?.is(self.object_new.bind(py));
+        let plain = match cls.cast::<PyType>() {
+            Ok(tp) => {
+                class_attr_is(tp, pyo3::intern!(py, "__init__"), self.base_init.bind(py))?
+                    && class_attr_is(tp, pyo3::intern!(py, "__new__"), self.object_new.bind(py))?
+            }
+            Err(_) => false,
+        };
         let cls = match cls.cast::<PyType>() {
             Ok(cls) if plain => cls,
             _ => return cls.call1((conn, id_pack)),

@@ -24,7 +24,7 @@ use super::brine::load_from;
 
 use super::lookup::{
     generic_getattr, has_plain_metaclass, is_bound_method_type, is_function_type, is_heap_type, is_subtype,
-    lacks_plainly, type_lookup,
+    lacks_plainly, method_function, type_lookup,
 };
 
 /// rpyc's `RefCountingColl`, native. Registered as
@@ -281,7 +281,10 @@ fn instance_is_plain(obj: &Bound<'_, PyAny>, tp: &Bound<'_, PyType>) -> PyResult
     if is_bound_method_type(tp) {
         // `method.__getattribute__` asks the function for what the method
         // type lacks: the function must be a plain one lacking both names.
-        let func = obj.getattr(pyo3::intern!(py, "__func__"))?;
+        let func = match method_function(obj) {
+            Some(func) => func,
+            None => obj.getattr(pyo3::intern!(py, "__func__"))?,
+        };
         return Ok(is_function_type(&func.get_type()) && lacks_plainly(&func, id_key));
     }
     Ok(lacks_plainly(obj, id_key))
