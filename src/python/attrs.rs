@@ -34,7 +34,7 @@ use crate::protocol::message::Handler;
 use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError, PolicyFlag, PolicySource};
 
 use super::lookup::{class_attr_opt, is_function_type, type_lookup};
-use super::tables::LocalObjects;
+use super::tables::{id_pack_parts, LocalObjects};
 use super::world::PySide;
 
 /// The handlers this module serves.
@@ -427,8 +427,15 @@ pub(crate) fn serve_natively<'py>(
             f.call1((obj, arg(1)?))?
         }
         (Handler::Del, 1 | 2) => {
-            let id_pack = side.w.id_pack(&arg(0)?)?;
+            let obj = arg(0)?;
             let table = side.w.local_objects.bind(py);
+            let id_pack = match (table.cast::<LocalObjects>(), side.w.native_id_pack) {
+                (Ok(native), true) => match id_pack_parts(&obj)? {
+                    Some(parts) => native.get().del_key(parts)?,
+                    None => side.w.id_pack(&obj)?,
+                },
+                _ => side.w.id_pack(&obj)?,
+            };
             let count = if n == 2 { Some(arg(1)?) } else { None };
             match (table.cast::<LocalObjects>(), count) {
                 (Ok(native), count) => native.get().decref(&id_pack, count.as_ref())?,

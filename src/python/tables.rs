@@ -44,13 +44,23 @@ pub struct LocalObjects {
     /// key would); [`LocalObjects::remember_wire`] prunes those as the map
     /// grows.
     wire_keys: Mutex<FastMap<Box<[u8]>, Py<PyTuple>>>,
+    /// The key of the last object [`get_from`](Self::get_from) found by
+    /// its bytes. A DEL unboxes its object, then rpyc decrefs
+    /// `get_id_pack(obj)`: when that equals this key (checked), the
+    /// table's own tuple is used, which its dict matches by identity,
+    /// rather than a new tuple compared item by item.
+    last_found: Mutex<Option<Py<PyTuple>>>,
 }
 
 #[pymethods]
 impl LocalObjects {
     #[new]
     fn py_new(py: Python<'_>) -> Self {
-        LocalObjects { dict: PyDict::new(py).unbind(), wire_keys: Mutex::new(FastMap::default()) }
+        LocalObjects {
+            dict: PyDict::new(py).unbind(),
+            wire_keys: Mutex::new(FastMap::default()),
+            last_found: Mutex::new(None),
+        }
     }
 
     /// Records one more reference to `obj` sent under `key`: stored with a
@@ -63,6 +73,7 @@ impl LocalObjects {
     fn clear(&self, py: Python<'_>) {
         self.dict.bind(py).clear();
         self.wire_keys.lock().clear();
+        self.last_found.lock().take();
     }
 
     /// Drops `count` references: the entry goes when its count is below
@@ -159,11 +170,36 @@ impl LocalObjects {
             let known = self.wire_keys.lock().get(wire).map(|k| k.clone_ref(py));
             if let Some(key) = known {
                 *dec = probe;
-                return self.get(key.bind(py).as_any());
+                let found = self.get(key.bind(py).as_any());
+                *self.last_found.lock() = Some(key);
+                return found;
             }
         }
         let key = load_from(py, dec)?;
         self.get(&key)
+    }
+
+    /// The key rpyc's `_handle_del` releases `obj` under, `get_id_pack(obj)`
+    /// (`parts`): the table's own tuple when it is the key `obj` was just
+    /// found under (see `last_found`), else a new tuple.
+    pub(crate) fn del_key<'py>(&self, parts: IdPackParts<'py>) -> PyResult<Bound<'py, PyAny>> {
+        let py = parts.name_pack.py();
+        if let Some(key) = self.last_found.lock().take() {
+            let key = key.into_bound(py);
+            if parts.match_key(&key) {
+                return Ok(key.into_any());
+            }
+        }
+        let IdPackParts { name_pack, type_id, obj_id } = parts;
+        Ok(PyTuple::new(
+            py,
+            [
+                name_pack.into_any(),
+                type_id.into_pyobject(py)?.into_any(),
+                obj_id.into_pyobject(py)?.into_any(),
+            ],
+        )?
+        .into_any())
     }
 
     /// The object stored under `key` (a KeyError when there is none).
@@ -202,6 +238,46 @@ fn plain_key<'a, 'py>(key: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, PyTup
 /// plain function is the other common case (what `root.echo` returns).
 pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
     let py = obj.py();
+    let Some(IdPackParts { name_pack, type_id, obj_id }) = id_pack_parts(obj)? else {
+        return Ok(None);
+    };
+    Ok(Some(PyTuple::new(
+        py,
+        [name_pack.into_any(), type_id.into_pyobject(py)?.into_any(), obj_id.into_pyobject(py)?.into_any()],
+    )?))
+}
+
+/// What [`id_pack`] puts in its tuple.
+pub(crate) struct IdPackParts<'py> {
+    /// `f"{cls.__module__}.{cls.__name__}"`
+    pub(crate) name_pack: Bound<'py, PyString>,
+    /// `id(type(obj))`
+    pub(crate) type_id: usize,
+    /// `id(obj)`
+    pub(crate) obj_id: usize,
+}
+
+impl IdPackParts<'_> {
+    /// True when `key` is a tuple equal to the id pack these parts make
+    /// (compared without running any user code: a str and two ints).
+    pub(crate) fn match_key(&self, key: &Bound<'_, PyTuple>) -> bool {
+        let (Ok(name), Ok(t), Ok(o)) =
+            (key.get_borrowed_item(0), key.get_borrowed_item(1), key.get_borrowed_item(2))
+        else {
+            return false;
+        };
+        key.len() == 3
+            && (name.is(&self.name_pack)
+                || name.is_exact_instance_of::<PyString>() && name.eq(&self.name_pack).unwrap_or(false))
+            && t.is_exact_instance_of::<PyInt>()
+            && o.is_exact_instance_of::<PyInt>()
+            && t.extract::<usize>().is_ok_and(|t| t == self.type_id)
+            && o.extract::<usize>().is_ok_and(|o| o == self.obj_id)
+    }
+}
+
+/// [`id_pack`]'s answer in parts, before it is made a tuple.
+pub(crate) fn id_pack_parts<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<IdPackParts<'py>>> {
     let tp = obj.get_type();
     // Checked every time: assigning a class's `__class__` need not
     // invalidate its version tag.
@@ -224,11 +300,7 @@ pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py
     if !instance_is_plain(obj, &tp)? {
         return Ok(None);
     }
-    let ids = [tp.as_ptr() as usize, obj.as_ptr() as usize];
-    Ok(Some(PyTuple::new(
-        py,
-        [name_pack.into_any(), ids[0].into_pyobject(py)?.into_any(), ids[1].into_pyobject(py)?.into_any()],
-    )?))
+    Ok(Some(IdPackParts { name_pack, type_id: tp.as_ptr() as usize, obj_id: obj.as_ptr() as usize }))
 }
 
 /// The class-level half of [`id_pack`]'s certainty (everything that only a

@@ -170,6 +170,28 @@ def test_objects_named_again_after_their_release(pair):
     assert root.local_objects() == baseline
 
 
+def test_a_released_object_is_released_under_its_id_pack_of_now(pair):
+    """rpyc releases a DEL's object under ``get_id_pack(obj)`` as it is
+    when the DEL comes: an object whose class changed after it was sent is
+    released under a key the table does not have (a KeyError nobody waits
+    for), and stays in the table. Objects around it come and go as usual,
+    the changed one among them in the same frames."""
+    conn = pair.connect(pair.server(config={"allow_public_attrs": True}))
+    root = conn.root
+    baseline = root.local_objects()
+    t = root.get_thing(5)
+    assert root.reclass(t) == 15
+    for v in range(20):
+        u = root.get_thing(v)
+        assert u.double() == 2 * v
+        del u
+    del t
+    gc.collect()
+    conn.ping()  # the DELs have been served
+    assert root.local_objects() == baseline + 1
+    assert conn.root.echo(1) == 1
+
+
 # --------------------------------------------------------------------------
 # timeouts
 

@@ -72,6 +72,13 @@ class Thing:
 DISCONNECTS = [0]
 
 
+class Reclassed(Thing):
+    """What ``reclass`` turns a Thing into."""
+
+    def double(self):
+        return self.value * 3
+
+
 class CompatService(rpyc.Service):
     """The test service: one exposed method per behaviour the suite probes."""
 
@@ -123,6 +130,12 @@ class CompatService(rpyc.Service):
 
     def exposed_get_thing(self, value=7):
         return Thing(value)
+
+    def exposed_reclass(self, thing):
+        # The object the peer holds changes class: rpyc's get_id_pack (and
+        # so the key its DEL is released under) changes with it.
+        thing.__class__ = Reclassed
+        return thing.double()
 
     def exposed_keep(self, obj):
         # Holds a reference to the caller's object until release().
