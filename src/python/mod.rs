@@ -22,6 +22,7 @@ mod logging;
 mod lookup;
 mod netref;
 mod proxies;
+mod rpyc_objects;
 mod tables;
 mod transport;
 mod world;
