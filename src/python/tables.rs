@@ -190,16 +190,7 @@ impl LocalObjects {
                 return Ok(key.into_any());
             }
         }
-        let IdPackParts { name_pack, type_id, obj_id } = parts;
-        Ok(PyTuple::new(
-            py,
-            [
-                name_pack.into_any(),
-                type_id.into_pyobject(py)?.into_any(),
-                obj_id.into_pyobject(py)?.into_any(),
-            ],
-        )?
-        .into_any())
+        Ok(parts.into_tuple()?.into_any())
     }
 
     /// The object stored under `key` (a KeyError when there is none).
@@ -237,14 +228,7 @@ fn plain_key<'a, 'py>(key: &'a Bound<'py, PyAny>) -> Option<&'a Bound<'py, PyTup
 /// class's `__module__` and `__name__` are strings. A bound method of a
 /// plain function is the other common case (what `root.echo` returns).
 pub(crate) fn id_pack<'py>(obj: &Bound<'py, PyAny>) -> PyResult<Option<Bound<'py, PyTuple>>> {
-    let py = obj.py();
-    let Some(IdPackParts { name_pack, type_id, obj_id }) = id_pack_parts(obj)? else {
-        return Ok(None);
-    };
-    Ok(Some(PyTuple::new(
-        py,
-        [name_pack.into_any(), type_id.into_pyobject(py)?.into_any(), obj_id.into_pyobject(py)?.into_any()],
-    )?))
+    id_pack_parts(obj)?.map(IdPackParts::into_tuple).transpose()
 }
 
 /// What [`id_pack`] puts in its tuple.
@@ -257,7 +241,14 @@ pub(crate) struct IdPackParts<'py> {
     pub(crate) obj_id: usize,
 }
 
-impl IdPackParts<'_> {
+impl<'py> IdPackParts<'py> {
+    /// The id pack itself, `(name_pack, type_id, obj_id)`.
+    pub(crate) fn into_tuple(self) -> PyResult<Bound<'py, PyTuple>> {
+        let py = self.name_pack.py();
+        let (type_id, obj_id) = (self.type_id.into_pyobject(py)?, self.obj_id.into_pyobject(py)?);
+        PyTuple::new(py, [self.name_pack.into_any(), type_id.into_any(), obj_id.into_any()])
+    }
+
     /// True when `key` is a tuple equal to the id pack these parts make
     /// (compared without running any user code: a str and two ints).
     pub(crate) fn match_key(&self, key: &Bound<'_, PyTuple>) -> bool {
