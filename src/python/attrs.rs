@@ -7,7 +7,8 @@
 //! "_rpyc_getattr", None)` override lookup, the shared attribute policy
 //! ([`crate::protocol::policy`]) reading the connection's *live* config
 //! (`conn._config`, looked up per request, so a change after connecting
-//! takes effect), probing with Python's `hasattr` and rpyc's
+//! takes effect; `live_config.rs` reads its switches again whenever the
+//! dict has changed), probing with Python's `hasattr` and rpyc's
 //! `hasattr_static`, and the same exceptions with the same messages. A
 //! user's properties and `__getattr__` run as often and in the same order
 //! as under rpyc.
@@ -23,16 +24,15 @@
 //! `_access_attr`, `_check_attr`, `_handle_getattr` and `_handle_call`; a
 //! subclass's override always runs as written.
 
-use std::borrow::Cow;
-
-use pyo3::exceptions::{PyAttributeError, PyKeyError, PyTypeError};
+use pyo3::exceptions::{PyAttributeError, PyTypeError};
 use pyo3::ffi;
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyString, PyTuple, PyType};
 
 use crate::protocol::message::Handler;
-use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError, PolicyFlag, PolicySource};
+use crate::protocol::policy::{check_attr, Access, AttrProbe, PolicyError};
 
+use super::live_config::LiveConfig;
 use super::lookup::{class_attr_opt, is_function_type, type_lookup};
 use super::tables::{id_pack_parts, LocalObjects};
 use super::world::PySide;
@@ -47,58 +47,6 @@ pub(crate) const NATIVE_HANDLERS: [Handler; 7] = [
     Handler::Cmp,
     Handler::CtxExit,
 ];
-
-/// The connection's config dict as the policy's settings, for a check of
-/// `name` (the peer's str, which `is_safe` looks up as it is).
-struct LiveConfig<'py>(Bound<'py, PyDict>, Bound<'py, PyString>);
-
-impl<'py> LiveConfig<'py> {
-    /// `config[key]`: a missing key is rpyc's KeyError. The keys are
-    /// interned strings, so a lookup makes no string and hashes nothing.
-    fn item(&self, key: &Bound<'py, PyString>) -> PyResult<Bound<'py, PyAny>> {
-        self.0.get_item(key)?.ok_or_else(|| PyKeyError::new_err(key.clone().unbind()))
-    }
-}
-
-/// A policy flag's config key, interned.
-fn flag_key(py: Python<'_>, flag: PolicyFlag) -> &Bound<'_, PyString> {
-    match flag {
-        PolicyFlag::AllowGetattr => pyo3::intern!(py, "allow_getattr"),
-        PolicyFlag::AllowSetattr => pyo3::intern!(py, "allow_setattr"),
-        PolicyFlag::AllowDelattr => pyo3::intern!(py, "allow_delattr"),
-        PolicyFlag::AllowAllAttrs => pyo3::intern!(py, "allow_all_attrs"),
-        PolicyFlag::AllowExposedAttrs => pyo3::intern!(py, "allow_exposed_attrs"),
-        PolicyFlag::AllowSafeAttrs => pyo3::intern!(py, "allow_safe_attrs"),
-        PolicyFlag::AllowPublicAttrs => pyo3::intern!(py, "allow_public_attrs"),
-    }
-}
-
-impl PolicySource<PyErr> for LiveConfig<'_> {
-    fn flag(&self, flag: PolicyFlag) -> PyResult<bool> {
-        self.item(flag_key(self.0.py(), flag))?.is_truthy()
-    }
-    fn exposed_prefix(&self) -> PyResult<Cow<'_, str>> {
-        let prefix = self.item(pyo3::intern!(self.0.py(), "exposed_prefix"))?;
-        // rpyc's `name.startswith(prefix)` refuses anything but a str.
-        let s = prefix.cast::<PyString>().map_err(|_| {
-            PyTypeError::new_err(format!(
-                "startswith first arg must be str or a tuple of str, not {}",
-                prefix.get_type().name().map(|n| n.to_string()).unwrap_or_default()
-            ))
-        })?;
-        Ok(Cow::Owned(s.to_str()?.to_string()))
-    }
-    fn is_safe(&self, name: &str) -> PyResult<bool> {
-        let safe = self.item(pyo3::intern!(self.0.py(), "safe_attrs"))?;
-        // The policy asks about the name being checked: its str is at hand
-        // (and keeps its hash for the lookup that follows).
-        if self.1.to_str().is_ok_and(|t| t == name) {
-            safe.contains(&self.1)
-        } else {
-            safe.contains(name)
-        }
-    }
-}
 
 /// An object's attributes as Python sees them.
 struct PyAttrs<'a, 'py> {
@@ -329,9 +277,10 @@ fn check<'py>(
 ) -> PyResult<Bound<'py, PyString>> {
     let py = obj.py();
     let config = side.conn.getattr(pyo3::intern!(py, "_config"))?;
-    let config = LiveConfig(
+    let config = LiveConfig::new(
         config.cast_into::<PyDict>().map_err(|e| PyTypeError::new_err(e.to_string()))?,
         name.clone(),
+        &side.w.config_memo,
     );
     let fallback = side.w.hasattr_static.bind(py);
     let mut probe = PyAttrs { obj, fallback, last: None };

@@ -63,6 +63,8 @@ pub(crate) struct PyWorld {
     /// Proxies made without Python frames, when the connection keeps
     /// rpyc-rs's proxy factory and rpyc's proxy cache.
     pub(crate) fast_proxies: Option<super::proxies::FastProxies>,
+    /// The attribute policy's settings as last read from `conn._config`.
+    pub(crate) config_memo: super::live_config::ConfigMemo,
     pub(crate) opts: DecodeOptions,
 }
 
@@ -231,6 +233,7 @@ impl Engine {
                 hasattr_static: rpyc.hasattr_static.clone_ref(py),
                 native_id_pack: rpyc.rpyc6,
                 fast_proxies,
+                config_memo: super::live_config::ConfigMemo::new(),
                 native_handlers,
                 opts: crate::python::brine::decode_options(py),
             }

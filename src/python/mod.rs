@@ -18,6 +18,7 @@ mod cli;
 mod engine;
 mod exiting;
 mod idle;
+mod live_config;
 mod logging;
 mod lookup;
 mod netref;

@@ -81,6 +81,7 @@ def _script(root):
     steps = []
     api = _api(root)
     set_config, probe_class = api["set_config"], api["probe_class"]
+    replace_config = api["replace_config"]
     probe = api["probe"]
     steps += [
         ("call method", lambda: probe().method(4)),
@@ -118,6 +119,22 @@ def _script(root):
         ("public after change", lambda: probe().inst_attr),
         ("disable getattr", lambda: set_config("allow_getattr", False)),
         ("getattr after change", lambda: probe().inst_attr),
+        # a new dict in its place, switches that are not bools, a new
+        # prefix: each read as rpyc reads it, at the next request
+        ("replace config", lambda: replace_config("allow_getattr", True)),
+        ("getattr after replace", lambda: probe().inst_attr),
+        ("public as 0", lambda: set_config("allow_public_attrs", 0)),
+        ("getattr with public 0", lambda: probe().inst_attr),
+        ("public as 'yes'", lambda: set_config("allow_public_attrs", "yes")),
+        ("getattr with public 'yes'", lambda: probe().inst_attr),
+        ("prefix remote_", lambda: set_config("exposed_prefix", "remote_")),
+        ("getattr exp with prefix remote_", lambda: probe().exp),
+        ("prefix not a str", lambda: set_config("exposed_prefix", None)),
+        ("getattr with prefix None", lambda: probe().exp),
+        ("prefix back", lambda: set_config("exposed_prefix", "exposed_")),
+        ("getattr exp after prefix back", lambda: probe().exp),
+        ("gate None", lambda: replace_config("allow_getattr", None)),
+        ("getattr with gate None", lambda: probe().inst_attr),
     ]
     return steps
 

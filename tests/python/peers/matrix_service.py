@@ -163,6 +163,11 @@ class MatrixService(rpyc.Service):
         connecting."""
         self._conn._config[key] = value
 
+    def exposed_replace_config(self, key, value):
+        """Rebinds this connection's config to a changed copy (the old dict
+        is left as it was), as a user may after connecting."""
+        self._conn._config = dict(self._conn._config, **{key: value})
+
     def exposed_table_size(self):
         """How many objects this side holds for the client."""
         return len(self._conn._local_objects._dict)
