@@ -27,7 +27,7 @@ use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
 use crate::fasthash::FastMap;
 use crate::stream::{Closer, Interruption};
 
-use super::message::{begin_request, is_del_request, Handler, Incoming, MSG_REQUEST};
+use super::message::{begin_request, is_del_request, peek_header, Handler, Incoming, MSG_REQUEST};
 use super::{Error, Result};
 
 /// What the engine needs from whoever serves the connection: what to do
@@ -323,6 +323,39 @@ impl Core {
             }
         }
         Ok(())
+    }
+
+    /// The next request, taken from the reader, when it has already arrived
+    /// whole; `None`, taking nothing, for anything else. It never waits or
+    /// reads the socket. A client sends the DELs of its dead proxies with
+    /// its next request, in one write, so behind a DEL the request is
+    /// usually here already: the Python world serves it in the same hold of
+    /// the GIL as the DEL rather than give the GIL back and take it again.
+    pub(crate) fn next_buffered_request(&self) -> Option<Incoming> {
+        let mut rd = self.reader.try_lock()?;
+        let is_request = |p: &[u8]| peek_header(p).is_ok_and(|(msg, _)| msg == MSG_REQUEST);
+        if !rd.buffered_payload().is_some_and(is_request) {
+            return None;
+        }
+        // Whole and uncompressed (`buffered_payload` said so): this takes
+        // it from the buffer without waiting.
+        let parsed = rd.recv(Some(Duration::ZERO)).map_err(|e| e.to_string()).and_then(|p| {
+            Incoming::parse(p).map_err(|e| format!("{} sent an invalid message: {e}", self.peer_name))
+        });
+        match parsed {
+            Ok(msg) => {
+                if msg.is_legacy() != self.legacy_framing() {
+                    self.set_legacy_framing(msg.is_legacy());
+                }
+                self.release(rd);
+                Some(msg)
+            }
+            Err(reason) => {
+                drop(rd);
+                self.shutdown(&reason);
+                None
+            }
+        }
     }
 
     /// Serves one incoming frame (a request, or a reply for anyone) if one

@@ -8,7 +8,7 @@
 
 use std::ops::Range;
 
-use crate::brine::{put_int, put_tuple_header, DecodeOptions, Decoder, Token};
+use crate::brine::{put_int, put_tuple_header, tag, DecodeOptions, Decoder, Token};
 use crate::channel::begin_frame;
 
 use super::{Error, Result};
@@ -298,6 +298,14 @@ impl Incoming {
         &self.payload
     }
 
+    /// True for a DEL request with its handler written the way brine
+    /// writes 15 (one byte), as every rpyc peer writes it. The cheap check
+    /// behind a shortcut: a DEL written otherwise is served all the same.
+    pub fn is_del(&self) -> bool {
+        const DEL_TAG: u8 = (Handler::Del as i64 + 0x50) as u8;
+        self.msg == MSG_REQUEST && self.payload[self.body..].starts_with(&[tag::TUPLE1 + 1, DEL_TAG])
+    }
+
     /// True for a REPLY whose body is a plain `None` (what a DEL, a SETATTR
     /// or a CLOSE answers): nothing in it to unbox or release.
     pub fn is_reply_of_none(&self) -> bool {
@@ -425,6 +433,28 @@ mod tests {
         assert_eq!(&buf[HEADER_LEN..], b"\x01\x11\x50\x11\x53\x11\x51\x02");
         let h = parse_header(&buf[HEADER_LEN..], DecodeOptions::default()).unwrap();
         assert_eq!((h.msg, h.seq), (MSG_REQUEST, 0));
+    }
+
+    #[test]
+    fn is_del_agrees_with_is_del_request() {
+        // A DEL of ((label 1, ("m.C", 1, 2)), 1) and a GETROOT, in both
+        // framings; a reply and a DEL whose handler is written long.
+        let args = b"\x11\x11\x51\x12\x08\x0cm.C\x51\x52\x51";
+        for legacy in [false, true] {
+            for (handler, want) in [(Handler::Del, true), (Handler::GetRoot, false)] {
+                let mut buf = Vec::new();
+                begin_request(&mut buf, 7, handler, legacy);
+                buf.extend_from_slice(args);
+                let payload = buf[HEADER_LEN..].to_vec();
+                assert_eq!(is_del_request(&payload), want);
+                assert_eq!(Incoming::parse(payload).unwrap().is_del(), want);
+            }
+        }
+        assert!(!Incoming::parse(b"\x02\x11\x57\x11\x5f\x00".to_vec()).unwrap().is_del());
+        // 15 as text: still a DEL (served all the same), not the shortcut's.
+        let long = b"\x01\x11\x57\x11\x16\x0215\x00".to_vec();
+        assert!(is_del_request(&long));
+        assert!(!Incoming::parse(long).unwrap().is_del());
     }
 
     #[test]

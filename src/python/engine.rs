@@ -97,9 +97,23 @@ impl PyWorld {
 
 impl Peer for PyWorld {
     fn on_request(&self, core: &Core, msg: Incoming) -> Result<(), Interruption> {
-        let answer = attach(|py| match self.side(py) {
-            Some(side) => exchange::serve(&side, msg),
-            None => Ok(None),
+        let answer = attach(|py| {
+            let Some(side) = self.side(py) else { return Ok(None) };
+            let mut msg = msg;
+            loop {
+                let del = msg.is_del();
+                let answer = exchange::serve(&side, msg)?;
+                if answer.is_some() || !del {
+                    return Ok(answer);
+                }
+                // A DEL's answer waits for our next frame, and the request
+                // its client sent with it is usually buffered already:
+                // served now, in the same hold of the GIL.
+                match core.next_buffered_request() {
+                    Some(next) => msg = next,
+                    None => return Ok(None),
+                }
+            }
         })?;
         // Sent without the GIL, which `attach` has just given back: no
         // release and retake around the write.
