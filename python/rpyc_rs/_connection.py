@@ -95,7 +95,7 @@ from rpyc.core.stream import SocketStream
 from rpyc.lib import Timeout
 from rpyc.version import version as _rpyc_version
 
-from rpyc_rs._native import Engine, LocalObjects
+from rpyc_rs._native import Engine, LocalObjects, connection_root
 from rpyc_rs import _logging
 
 __all__ = ["Connection"]
@@ -212,6 +212,10 @@ class Connection(_RpycConnection):  # type: ignore[misc]
     creates one of these, or set ``_protocol = rpyc_rs.Connection`` on a
     service class to opt in for that service alone.
     """
+
+    #: rpyc's ``root`` property (fetch the peer's root object once), with
+    #: its getter in C: ``conn.root.method(...)`` is how most calls start.
+    root = property(connection_root, doc=_RpycConnection.root.__doc__)
 
     def __init__(self, root: Any, channel: Any, config: Dict[str, Any] = {}) -> None:  # noqa: B006 (rpyc's)
         # rpyc's __del__ calls close(), which must find a closed connection

@@ -1,6 +1,6 @@
 """Type stubs for the native extension module built from the Rust crate."""
 
-from typing import Any, Callable, Dict, FrozenSet, List, Optional, Tuple, Union, final
+from typing import Any, Callable, FrozenSet, List, Mapping, Optional, Tuple, Union, final
 
 # pyo3 lists what the module registers; ci/test's stubtest checks this file
 # against the built module, name by name and signature by signature.
@@ -15,6 +15,7 @@ __all__ = [
     "get_id_pack",
     "syncreq",
     "asyncreq",
+    "connection_root",
     "NetrefMethod",
     "netref_method",
     "netref_descriptors",
@@ -173,8 +174,9 @@ class LocalObjects:
     def __contains__(self, key: Any, /) -> bool: ...
     def __len__(self) -> int: ...
     @property
-    def _dict(self) -> Dict[Any, List[Any]]:
-        """The table itself, as rpyc's ``_dict``."""
+    def _dict(self) -> Mapping[Any, List[Any]]:
+        """The table itself, as rpyc's ``_dict``, read-only (a
+        ``types.MappingProxyType``): it changes through the methods alone."""
 
 def get_id_pack(obj: object) -> Any:
     """rpyc 6's ``get_id_pack(obj)`` as the engine computes it: natively
@@ -189,6 +191,11 @@ def syncreq(proxy: Any, handler: int, *args: Any) -> Any:
 def asyncreq(proxy: Any, handler: int, *args: Any) -> Any:
     """rpyc's ``netref.asyncreq``: ``conn.async_request(handler, proxy,
     *args)``; ``install()`` puts it in ``rpyc.core.netref``."""
+
+def connection_root(conn: Any) -> Any:
+    """rpyc's ``Connection.root`` getter: ``conn._remote_root``, fetched
+    with ``conn.sync_request(HANDLE_GETROOT)`` the first time;
+    ``rpyc_rs.Connection.root`` is a property of it."""
 
 # --- netref methods (src/python/netref.rs; installed by rpyc_rs.install) ---
 

@@ -22,6 +22,7 @@ mod live_config;
 mod logging;
 mod lookup;
 mod netref;
+mod netref_slots;
 mod proxies;
 mod rpyc_objects;
 mod tables;

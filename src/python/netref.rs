@@ -27,6 +27,7 @@ use pyo3::sync::PyOnceLock;
 use pyo3::types::{PyDict, PyFrozenSet, PyString, PyTuple, PyType};
 
 use super::lookup::type_lookup;
+use super::netref_slots::{self as slots, Slot};
 use super::proxies::{request_on, Request};
 use super::world::generic_getattr;
 use crate::protocol::message::Handler;
@@ -81,7 +82,9 @@ static DEFS: Defs = Defs([
 /// Runs `f` as the body of a method CPython calls: the GIL is held, an
 /// error is set as the current exception, and a panic becomes one rather
 /// than unwinding into C.
-fn trampoline(f: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>) -> *mut ffi::PyObject {
+pub(crate) fn trampoline(
+    f: impl for<'py> FnOnce(Python<'py>) -> PyResult<Bound<'py, PyAny>>,
+) -> *mut ffi::PyObject {
     // SAFETY: CPython calls method functions with the GIL held.
     let py = unsafe { Python::assume_attached() };
     match catch_unwind(AssertUnwindSafe(|| f(py))) {
@@ -171,7 +174,7 @@ unsafe extern "C" fn del(slf: *mut ffi::PyObject, _unused: *mut ffi::PyObject) -
             type_lookup(&slf.get_type(), pyo3::intern!(py, "__getattribute__"))
                 .is_some_and(|g| g.is(d.getattribute.bind(py)))
         });
-        let count = if ours { generic_getattr(&slf, key)? } else { slf.getattr(key)? };
+        let count = if ours { slots::get(&slf, Slot::Refcount)? } else { slf.getattr(key)? };
         let handler = (Handler::Del as i64).into_pyobject(py)?;
         request_on(&slf, Request::Async, handler.as_any(), &[count]).map(drop)
     }));

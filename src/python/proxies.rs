@@ -19,11 +19,13 @@
 use pyo3::exceptions::PyKeyError;
 use pyo3::ffi;
 use pyo3::prelude::*;
-use pyo3::types::{PyDict, PyTuple, PyType, PyWeakrefReference};
+use pyo3::types::{PyDict, PyInt, PyTuple, PyType, PyWeakrefReference};
 
 use super::engine::{bound_engine, EngineMethod};
 use super::lookup::class_attr_is;
-use super::world::{generic_getattr, generic_setattr};
+use super::netref::trampoline;
+use super::netref_slots::{self as slots, Slot};
+use crate::protocol::message::Handler;
 
 /// The objects the fast path reads, looked up once per connection.
 pub(crate) struct FastProxies {
@@ -79,9 +81,8 @@ impl FastProxies {
         if let Some(wr) = cache.get_item(id_pack)? {
             let live = wr.call0()?;
             if !live.is_none() {
-                let key = pyo3::intern!(py, "____refcount__");
-                let n = generic_getattr(&live, key)?.add(1)?;
-                generic_setattr(&live, key, &n)?;
+                let n = slots::get(&live, Slot::Refcount)?.add(1)?;
+                slots::set(&live, Slot::Refcount, &n)?;
                 return Ok(live);
             }
         }
@@ -91,11 +92,7 @@ impl FastProxies {
             None => conn.call_method1(pyo3::intern!(py, "_netref_factory"), (id_pack,))?,
         };
         // `_proxy_cache[id_pack] = proxy`, as rpyc's WeakValueDict stores it.
-        let remover = Py::new(
-            py,
-            CacheRemover { dict: self.cache.clone_ref(py), key: id_pack.clone().into_any().unbind() },
-        )?;
-        let wr = PyWeakrefReference::new_with(&proxy, remover)?;
+        let wr = PyWeakrefReference::new_with(&proxy, cache_remover(cache, id_pack.as_any())?)?;
         cache.set_item(id_pack, wr)?;
         Ok(proxy)
     }
@@ -105,7 +102,12 @@ impl FastProxies {
         let py = id_pack.py();
         let name = id_pack.get_item(0)?;
         let instance = id_pack.get_item(2)?;
-        let is_class = instance.eq(0)?;
+        // `instance == 0`; an exact int (what any peer sends) is read
+        // rather than compared through the rich comparison.
+        let is_class = match instance.cast_exact::<PyInt>() {
+            Ok(i) => i.extract::<i64>().is_ok_and(|v| v == 0),
+            Err(_) => instance.eq(0)?,
+        };
         if is_class {
             if let Some(cls) = self.classes.bind(py).get_item(id_pack)? {
                 return Ok(Some(cls));
@@ -142,9 +144,9 @@ impl FastProxies {
             _ => return cls.call1((conn, id_pack)),
         };
         let obj = self.object_new(cls)?;
-        generic_setattr(&obj, pyo3::intern!(py, "____conn__"), conn)?;
-        generic_setattr(&obj, pyo3::intern!(py, "____id_pack__"), id_pack)?;
-        generic_setattr(&obj, pyo3::intern!(py, "____refcount__"), &1i64.into_pyobject(py)?.into_any())?;
+        slots::set(&obj, Slot::Conn, conn)?;
+        slots::set(&obj, Slot::IdPack, id_pack)?;
+        slots::set(&obj, Slot::Refcount, &1i64.into_pyobject(py)?.into_any())?;
         Ok(obj)
     }
 }
@@ -169,22 +171,51 @@ impl FastProxies {
     }
 }
 
-/// rpyc's `WeakValueDict` remover: when the proxy dies, its key goes.
-#[pyclass(module = "rpyc_rs._native", name = "_CacheRemover", frozen)]
-struct CacheRemover {
-    dict: Py<PyDict>,
-    key: Py<PyAny>,
+/// A C function's definition; CPython keeps a pointer to it for the life
+/// of every function made from it, so these are static.
+struct FunctionDef(ffi::PyMethodDef);
+
+// SAFETY: never written after being built here; their raw pointers are to
+// static strings and functions.
+unsafe impl Sync for FunctionDef {}
+
+static REMOVER: FunctionDef = FunctionDef(ffi::PyMethodDef {
+    ml_name: c"_proxy_cache_remover".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: remove_cached },
+    ml_flags: ffi::METH_O,
+    ml_doc: c"rpyc's WeakValueDict remover (rpyc-rs): _dict.pop(key, None).".as_ptr(),
+});
+
+/// rpyc's `WeakValueDict` remover for `key` in `dict`, the callback of the
+/// weakref the cache holds: when the proxy dies, its key goes. A C function
+/// bound to `(dict, key)` rather than an object with a `__call__`: one runs
+/// for every proxy that dies, and a C function is called without a frame
+/// or an argument parser.
+fn cache_remover<'py>(dict: &Bound<'py, PyDict>, key: &Bound<'py, PyAny>) -> PyResult<Bound<'py, PyAny>> {
+    let py = dict.py();
+    let bound = PyTuple::new(py, [dict.as_any(), key])?;
+    // SAFETY: the definition is static and only read by CPython; `bound`
+    // is a live object the function keeps a reference to. The result is a
+    // new reference or NULL with an exception set.
+    unsafe {
+        let def = std::ptr::addr_of!(REMOVER.0).cast_mut();
+        Bound::from_owned_ptr_or_err(py, ffi::PyCFunction_NewEx(def, bound.as_ptr(), std::ptr::null_mut()))
+    }
 }
 
-#[pymethods]
-impl CacheRemover {
-    /// `_dict.pop(key, None)`.
-    fn __call__(&self, py: Python<'_>, _wr: &Bound<'_, PyAny>) -> PyResult<()> {
-        match self.dict.bind(py).del_item(self.key.bind(py)) {
-            Err(e) if e.is_instance_of::<PyKeyError>(py) => Ok(()),
-            other => other,
+/// The remover's body: `_dict.pop(key, None)` with `(dict, key)` as `bound`.
+unsafe extern "C" fn remove_cached(bound: *mut ffi::PyObject, _wr: *mut ffi::PyObject) -> *mut ffi::PyObject {
+    trampoline(|py| {
+        // SAFETY: `bound` is the `(dict, key)` tuple `cache_remover` made,
+        // alive while the function is.
+        let bound = unsafe { Bound::from_borrowed_ptr(py, bound) };
+        let bound = bound.cast::<PyTuple>()?;
+        let (dict, key) = (bound.get_item(0)?, bound.get_item(1)?);
+        match dict.cast::<PyDict>()?.del_item(key) {
+            Err(e) if !e.is_instance_of::<PyKeyError>(py) => Err(e),
+            _ => Ok(py.None().into_bound(py)),
         }
-    }
+    })
 }
 
 /// Which of the connection's two request methods a netref helper calls.
@@ -210,7 +241,7 @@ pub(crate) fn request_on<'py>(
     args: &[Bound<'py, PyAny>],
 ) -> PyResult<Bound<'py, PyAny>> {
     let py = proxy.py();
-    let conn = generic_getattr(proxy, pyo3::intern!(py, "____conn__"))?;
+    let conn = slots::get(proxy, Slot::Conn)?;
     let (method, engine_method) = match kind {
         Request::Sync => (pyo3::intern!(py, "sync_request"), EngineMethod::SyncRequest),
         Request::Async => (pyo3::intern!(py, "async_request"), EngineMethod::AsyncRequestRpyc),
@@ -266,8 +297,52 @@ pub fn asyncreq<'py>(
     request_on(proxy, Request::Async, handler, args.as_slice())
 }
 
-/// Registers `syncreq` and `asyncreq`.
+static ROOT: FunctionDef = FunctionDef(ffi::PyMethodDef {
+    ml_name: c"connection_root".as_ptr(),
+    ml_meth: ffi::PyMethodDefPointer { PyCFunction: connection_root },
+    ml_flags: ffi::METH_O,
+    ml_doc: c"rpyc's Connection.root getter (rpyc-rs): the peer's root object, fetched once.".as_ptr(),
+});
+
+/// rpyc's `Connection.root` getter, the getter of `rpyc_rs.Connection.root`:
+/// `if conn._remote_root is None: conn._remote_root =
+/// conn.sync_request(HANDLE_GETROOT)`, then `conn._remote_root`. A C
+/// function, since `conn.root.method(...)` is how most rpyc programs start
+/// a call, and a Python getter's frame costs as much as the rest of the
+/// lookup.
+unsafe extern "C" fn connection_root(
+    _module: *mut ffi::PyObject,
+    conn: *mut ffi::PyObject,
+) -> *mut ffi::PyObject {
+    trampoline(|py| {
+        // SAFETY: CPython passes the one argument as a live borrowed
+        // reference.
+        let conn = unsafe { Bound::from_borrowed_ptr(py, conn) };
+        let key = pyo3::intern!(py, "_remote_root");
+        let root = conn.getattr(key)?;
+        if !root.is_none() {
+            return Ok(root);
+        }
+        let fetched = conn.call_method1(pyo3::intern!(py, "sync_request"), (Handler::GetRoot as i64,))?;
+        conn.setattr(key, fetched)?;
+        conn.getattr(key)
+    })
+}
+
+/// Registers `syncreq`, `asyncreq` and `connection_root`.
 pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(syncreq, m)?)?;
-    m.add_function(wrap_pyfunction!(asyncreq, m)?)
+    m.add_function(wrap_pyfunction!(asyncreq, m)?)?;
+    let py = m.py();
+    // SAFETY: the definition is static and only read by CPython; a module
+    // function has no bound object. The result is a new reference or NULL
+    // with an exception set.
+    let root = unsafe {
+        let def = std::ptr::addr_of!(ROOT.0).cast_mut();
+        Bound::from_owned_ptr_or_err(
+            py,
+            ffi::PyCFunction_NewEx(def, std::ptr::null_mut(), std::ptr::null_mut()),
+        )?
+    };
+    m.add("connection_root", root)
 }

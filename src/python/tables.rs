@@ -11,6 +11,8 @@
 //! lookups run no user code, and bound methods), and asks rpyc's own
 //! function for everything else.
 
+use std::sync::Arc;
+
 use parking_lot::Mutex;
 use pyo3::exceptions::PyKeyError;
 use pyo3::ffi;
@@ -32,24 +34,38 @@ use super::lookup::{
 /// `_local_objects`.
 #[pyclass(module = "rpyc_rs._native", name = "LocalObjects", frozen)]
 pub struct LocalObjects {
+    /// `key -> [obj, count]`. Changed only through this class (`_dict`
+    /// hands it out read-only), so `wire` below can mirror it.
     dict: Py<PyDict>,
-    /// Keys by the bytes they went out as: wire form -> the dict's own key
-    /// object. The peer names an object it holds by sending its key back,
-    /// byte for byte as we boxed it, so the engine finds the entry without
-    /// building the key again, and the dict then matches the key by
-    /// identity. Only keys made of an exact str and two exact ints go in:
-    /// their bytes decode to an equal tuple, so a hit finds exactly what
-    /// decoding would, and comparing them runs no user code. An entry may
-    /// outlive its key in the dict (looking it up then fails as the built
-    /// key would); [`LocalObjects::remember_wire`] prunes those as the map
-    /// grows.
-    wire_keys: Mutex<FastMap<Box<[u8]>, Py<PyTuple>>>,
-    /// The key of the last object [`get_from`](Self::get_from) found by
-    /// its bytes. A DEL unboxes its object, then rpyc decrefs
-    /// `get_id_pack(obj)`: when that equals this key (checked), the
-    /// table's own tuple is used, which its dict matches by identity,
-    /// rather than a new tuple compared item by item.
-    last_found: Mutex<Option<Py<PyTuple>>>,
+    /// Entries by the bytes their key went out as. The peer names an
+    /// object it holds by sending its key back, byte for byte as we boxed
+    /// it, so the engine finds the entry without building the key or
+    /// looking it up in the dict (a tuple hashed and compared each time).
+    /// Only keys made of an exact str and two exact ints go in: their bytes
+    /// decode to an equal tuple, so a hit finds exactly what decoding and
+    /// looking up would. Every entry here is in the dict, with the very
+    /// list stored there: an entry goes when its key leaves the dict.
+    wire: Mutex<FastMap<Arc<[u8]>, Known>>,
+    /// The entry [`get_from`](Self::get_from) last found by its bytes. A
+    /// DEL unboxes its object, then rpyc decrefs `get_id_pack(obj)`: when
+    /// that equals this key (checked), the entry is used as it is, the
+    /// dict matching its key by identity. Any removal from the dict drops
+    /// it, so it is never stale.
+    last_found: Mutex<Option<Known>>,
+}
+
+/// One entry of the table: the dict's own key object, the `[obj, count]`
+/// list stored under it, and the bytes the key went out as.
+struct Known {
+    key: Py<PyTuple>,
+    slot: Py<PyList>,
+    wire: Arc<[u8]>,
+}
+
+impl Known {
+    fn clone_ref(&self, py: Python<'_>) -> Known {
+        Known { key: self.key.clone_ref(py), slot: self.slot.clone_ref(py), wire: self.wire.clone() }
+    }
 }
 
 #[pymethods]
@@ -58,7 +74,7 @@ impl LocalObjects {
     fn py_new(py: Python<'_>) -> Self {
         LocalObjects {
             dict: PyDict::new(py).unbind(),
-            wire_keys: Mutex::new(FastMap::default()),
+            wire: Mutex::new(FastMap::default()),
             last_found: Mutex::new(None),
         }
     }
@@ -72,7 +88,7 @@ impl LocalObjects {
     /// Forgets everything.
     fn clear(&self, py: Python<'_>) {
         self.dict.bind(py).clear();
-        self.wire_keys.lock().clear();
+        self.wire.lock().clear();
         self.last_found.lock().take();
     }
 
@@ -82,13 +98,27 @@ impl LocalObjects {
     pub(crate) fn decref(&self, key: &Bound<'_, PyAny>, count: Option<&Bound<'_, PyAny>>) -> PyResult<()> {
         let py = key.py();
         let dict = self.dict.bind(py);
-        let slot = dict.get_item(key)?.ok_or_else(|| PyKeyError::new_err((key.clone().unbind(),)))?;
-        let slot = slot.cast_into::<PyList>()?;
+        // The entry the DEL's object was just found under, when `key` is its
+        // key object; else the dict's.
+        let found = self.last_found.lock().take().filter(|k| k.key.bind(py).is(key));
+        let slot = match &found {
+            Some(k) => k.slot.bind(py).clone(),
+            None => {
+                let slot = dict.get_item(key)?.ok_or_else(|| PyKeyError::new_err((key.clone().unbind(),)))?;
+                slot.cast_into::<PyList>()?
+            }
+        };
         let one = 1i64.into_pyobject(py)?.into_any();
         let count = count.unwrap_or(&one);
         let held = slot.get_item(1)?;
         if held.lt(count)? {
-            dict.del_item(key)
+            dict.del_item(key)?;
+            match found {
+                // The entry's own bytes: nothing to work out.
+                Some(k) => drop(self.wire.lock().remove(&k.wire)),
+                None => self.forget(key),
+            }
+            Ok(())
         } else {
             slot.set_item(1, held.sub(count)?)
         }
@@ -110,52 +140,77 @@ impl LocalObjects {
         Ok(self.dict.bind(py).repr()?.to_string())
     }
 
-    /// The table itself, `key -> [obj, count]`, as rpyc's `_dict`.
+    /// The table itself, `key -> [obj, count]`, as rpyc's `_dict`, read-only
+    /// (a `types.MappingProxyType`): it changes through the methods alone.
     #[getter(_dict)]
-    fn dict<'py>(&self, py: Python<'py>) -> Bound<'py, PyDict> {
-        self.dict.bind(py).clone()
+    fn dict<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+        // SAFETY: `dict` is a live dict; the result is a new reference or
+        // NULL with an exception set.
+        unsafe { Bound::from_owned_ptr_or_err(py, ffi::PyDictProxy_New(self.dict.as_ptr())) }
     }
 }
 
 impl LocalObjects {
-    /// `add`, telling whether `key` is new to the table (the caller may
-    /// then [`remember_wire`](Self::remember_wire) it).
-    pub(crate) fn insert(&self, key: &Bound<'_, PyAny>, obj: &Bound<'_, PyAny>) -> PyResult<bool> {
+    /// `add`, returning the new entry's list when `key` is new to the table
+    /// (the caller may then [`remember_wire`](Self::remember_wire) it).
+    pub(crate) fn insert<'py>(
+        &self,
+        key: &Bound<'py, PyAny>,
+        obj: &Bound<'py, PyAny>,
+    ) -> PyResult<Option<Bound<'py, PyList>>> {
         let py = key.py();
         let dict = self.dict.bind(py);
         match dict.get_item(key)? {
             Some(slot) => {
                 let slot = slot.cast_into::<PyList>()?;
                 let n = slot.get_item(1)?.add(1)?;
-                slot.set_item(1, n).map(|()| false)
+                slot.set_item(1, n).map(|()| None)
             }
-            None => dict
-                .set_item(key, PyList::new(py, [obj.clone(), 0i64.into_pyobject(py)?.into_any()])?)
-                .map(|()| true),
+            None => {
+                let slot = PyList::new(py, [obj.clone(), 0i64.into_pyobject(py)?.into_any()])?;
+                dict.set_item(key, &slot)?;
+                Ok(Some(slot))
+            }
         }
     }
 
-    /// Notes that `key`, just stored, went out as the bytes `wire`, so
-    /// [`get_from`](Self::get_from) knows it when the peer sends it back.
-    pub(crate) fn remember_wire(&self, wire: &[u8], key: &Bound<'_, PyAny>) {
+    /// Notes that `key`, just stored with the list `slot`, went out as the
+    /// bytes `wire`, so [`get_from`](Self::get_from) knows it when the
+    /// peer sends it back.
+    pub(crate) fn remember_wire(&self, wire: &[u8], key: &Bound<'_, PyAny>, slot: &Bound<'_, PyList>) {
         let Some(key) = plain_key(key) else { return };
+        let wire: Arc<[u8]> = wire.into();
+        let known = Known { key: key.clone().unbind(), slot: slot.clone().unbind(), wire: wire.clone() };
+        self.wire.lock().insert(wire, known);
+    }
+
+    /// Drops what mirrors `key`, which has just left the dict.
+    fn forget(&self, key: &Bound<'_, PyAny>) {
         let py = key.py();
-        let dict = self.dict.bind(py);
-        let mut map = self.wire_keys.lock();
-        // Entries whose key left the dict are dropped once they could
-        // outnumber the live ones, which keeps the map within a constant
-        // factor of the table at a constant cost per insert. Probing the
-        // dict with these keys runs no user code, so holding the lock is
-        // safe.
-        if map.len() >= 2 * dict.len() + 64 {
-            map.retain(|_, k| dict.contains(k.bind(py)).unwrap_or(false));
+        self.last_found.lock().take();
+        let mut wire = self.wire.lock();
+        if wire.is_empty() {
+            return;
         }
-        map.insert(wire.into(), key.clone().unbind());
+        // A plain key's bytes are the ones it was remembered under (an equal
+        // plain key encodes the same). Any other key may still equal a
+        // remembered one (True == 1): the entries are checked against the
+        // dict, which probing with plain keys does without user code.
+        let mut bytes = Vec::with_capacity(48);
+        match plain_key(key).map(|k| super::brine::dump_into(k.as_any(), &mut bytes, 0)) {
+            Some(Ok(())) => {
+                wire.remove(bytes.as_slice());
+            }
+            _ => {
+                let dict = self.dict.bind(py);
+                wire.retain(|_, k| dict.contains(k.key.bind(py)).unwrap_or(false));
+            }
+        }
     }
 
     /// The object stored under the key `dec` is at, reading past the key:
     /// [`get`](Self::get) of the loaded key, where a key we sent is
-    /// recognised by its bytes and not built again.
+    /// recognised by its bytes and neither built nor looked up.
     pub(crate) fn get_from<'py>(
         &self,
         py: Python<'py>,
@@ -167,11 +222,11 @@ impl LocalObjects {
         // checked) from the start below.
         let wire = probe.flat_tuple_bytes().ok_or(()).or_else(|()| probe.value_bytes().map_err(drop));
         if let Ok(wire) = wire {
-            let known = self.wire_keys.lock().get(wire).map(|k| k.clone_ref(py));
-            if let Some(key) = known {
+            let known = self.wire.lock().get(wire).map(|k| k.clone_ref(py));
+            if let Some(known) = known {
                 *dec = probe;
-                let found = self.get(key.bind(py).as_any());
-                *self.last_found.lock() = Some(key);
+                let found = known.slot.bind(py).get_item(0);
+                *self.last_found.lock() = Some(known);
                 return found;
             }
         }
@@ -184,10 +239,10 @@ impl LocalObjects {
     /// found under (see `last_found`), else a new tuple.
     pub(crate) fn del_key<'py>(&self, parts: IdPackParts<'py>) -> PyResult<Bound<'py, PyAny>> {
         let py = parts.name_pack.py();
-        if let Some(key) = self.last_found.lock().take() {
-            let key = key.into_bound(py);
-            if parts.match_key(&key) {
-                return Ok(key.into_any());
+        if let Some(known) = self.last_found.lock().as_ref() {
+            let key = known.key.bind(py);
+            if parts.match_key(key) {
+                return Ok(key.clone().into_any());
             }
         }
         Ok(parts.into_tuple()?.into_any())

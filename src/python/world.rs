@@ -29,6 +29,7 @@ use super::brine::{dump_into, is_dumpable, load_from};
 use super::engine::PyWorld;
 use super::exiting::detach;
 use super::lookup::is_instance_of;
+use super::netref_slots::{self as slots, Slot};
 use super::tables::LocalObjects;
 
 /// `object.__getattribute__(obj, name)`: reads a netref's own slots without
@@ -115,8 +116,9 @@ impl<'a, 'py> World for PySide<'a, 'py> {
     }
 
     fn tuple_items<'o>(&self, obj: &'o Self::Obj) -> Option<Cow<'o, [Self::Obj]>> {
+        // The tuple's own item array: nothing copied, nothing allocated.
         let t = obj.cast_exact::<PyTuple>().ok()?;
-        Some(Cow::Owned(t.iter().collect()))
+        Some(Cow::Borrowed(t.as_slice()))
     }
 
     fn put_home_ref(&self, obj: &Self::Obj, out: &mut Vec<u8>) -> PyResult<bool> {
@@ -124,11 +126,11 @@ impl<'a, 'py> World for PySide<'a, 'py> {
         if !is_instance_of(obj, self.w.base_netref.bind(py))? {
             return Ok(false);
         }
-        let owner = generic_getattr(obj, pyo3::intern!(py, "____conn__"))?;
+        let owner = slots::get(obj, Slot::Conn)?;
         if !owner.is(&self.conn) {
             return Ok(false);
         }
-        let id_pack = generic_getattr(obj, pyo3::intern!(py, "____id_pack__"))?;
+        let id_pack = slots::get(obj, Slot::IdPack)?;
         dump_into(&id_pack, out, 0).map(|()| true)
     }
 
@@ -142,8 +144,8 @@ impl<'a, 'py> World for PySide<'a, 'py> {
                 let new = native.insert(&id_pack, obj)?;
                 let start = out.len();
                 dump_into(&id_pack, out, 0)?;
-                if new {
-                    native.remember_wire(&out[start..], &id_pack);
+                if let Some(slot) = new {
+                    native.remember_wire(&out[start..], &id_pack, &slot);
                 }
                 Ok(())
             }
@@ -180,18 +182,22 @@ impl<'a, 'py> World for PySide<'a, 'py> {
             return Err(bad("id pack is not a 3-tuple"));
         }
         // rpyc normalises the name with str(): a bytes name from an old
-        // peer becomes its repr, as there.
-        let name = raw.get_item(0)?.str()?;
-        let id_pack = PyTuple::new(py, [name.into_any(), raw.get_item(1)?, raw.get_item(2)?])?;
+        // peer becomes its repr, as there. A str stays itself, and the
+        // tuple just decoded (ours alone) is then that new tuple already.
+        let id_pack = if raw.get_borrowed_item(0)?.is_exact_instance_of::<PyString>() {
+            raw
+        } else {
+            let name = raw.get_item(0)?.str()?;
+            PyTuple::new(py, [name.into_any(), raw.get_item(1)?, raw.get_item(2)?])?
+        };
         match &self.w.fast_proxies {
             Some(fast) => fast.proxy(&self.conn, &id_pack),
             None => {
                 let cache = self.w.proxy_cache.bind(py);
                 let cached = cache.call_method1(pyo3::intern!(py, "get"), (&id_pack,))?;
                 if !cached.is_none() {
-                    let key = pyo3::intern!(py, "____refcount__");
-                    let n = generic_getattr(&cached, key)?.add(1)?;
-                    generic_setattr(&cached, key, &n)?;
+                    let n = slots::get(&cached, Slot::Refcount)?.add(1)?;
+                    slots::set(&cached, Slot::Refcount, &n)?;
                     return Ok(cached);
                 }
                 let proxy = self.conn.call_method1(pyo3::intern!(py, "_netref_factory"), (&id_pack,))?;

@@ -192,6 +192,35 @@ def test_a_released_object_is_released_under_its_id_pack_of_now(pair):
     assert conn.root.echo(1) == 1
 
 
+def test_root_is_fetched_once_and_again_after_a_reset(pair):
+    """``conn.root`` as rpyc defines it: fetched with the first access, the
+    same proxy after that, and fetched again once ``_remote_root`` is
+    reset."""
+    conn = pair.connect(pair.server())
+    root = conn.root
+    assert conn.root is root and conn._remote_root is root
+    conn._remote_root = None
+    assert conn.root.echo(2) == 2 and conn._remote_root is not None
+    assert type(conn).root.__doc__ == "Fetches the root object (service) of the other party"
+
+
+@pytest.mark.parametrize("plain", [True, False], ids=["plain key", "equal key"])
+def test_an_object_dropped_from_the_table_is_unknown_after(pair, plain):
+    """An entry dropped from ``_local_objects`` (here by server code, under
+    a key equal to rpyc's) is gone for good: the peer naming that object
+    again gets rpyc's KeyError, however the engine had recognised it
+    before. Objects around it are unaffected."""
+    conn = pair.connect(pair.server(config={"allow_public_attrs": True}))
+    root = conn.root
+    t, u = root.get_thing(5), root.get_thing(6)
+    assert t.double() == 10 and u.double() == 12
+    root.forget(t, plain)
+    with pytest.raises(KeyError):
+        t.double()
+    assert u.double() == 12
+    assert root.echo(1) == 1
+
+
 # --------------------------------------------------------------------------
 # timeouts
 

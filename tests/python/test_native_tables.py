@@ -44,6 +44,22 @@ def test_local_objects_behave_as_refcountingcoll():
     assert len(ours) == 0 and ours._dict == {}
 
 
+def test_local_objects_dict_is_read_only():
+    """``_dict`` is the table itself, read-only: it changes through the
+    methods alone (the engine keeps what it knows of it in step)."""
+    ours = LocalObjects()
+    ours.add(("m.C", 1, 2), "a")
+    view = ours._dict
+    assert isinstance(view, types.MappingProxyType)
+    assert view == {("m.C", 1, 2): ["a", 0]}
+    with pytest.raises(TypeError):
+        view[("m.D", 3, 4)] = ["b", 0]
+    with pytest.raises(TypeError):
+        del view[("m.C", 1, 2)]
+    ours.decref(("m.C", 1, 2))
+    assert view == {}
+
+
 EVENTS = []
 
 

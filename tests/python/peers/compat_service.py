@@ -72,6 +72,10 @@ class Thing:
 DISCONNECTS = [0]
 
 
+class _Name(str):
+    """A str subclass: a key made with it equals rpyc's own."""
+
+
 class Reclassed(Thing):
     """What ``reclass`` turns a Thing into."""
 
@@ -136,6 +140,16 @@ class CompatService(rpyc.Service):
         # so the key its DEL is released under) changes with it.
         thing.__class__ = Reclassed
         return thing.double()
+
+    def exposed_forget(self, thing, plain=True):
+        # Drops every reference the peer holds to `thing` from this side's
+        # table, as code reaching into `_local_objects` may, by a key equal
+        # to rpyc's: the very tuple rpyc makes, or one whose name is a str
+        # subclass. The peer naming `thing` afterwards gets rpyc's KeyError.
+        key = rpyc.lib.get_id_pack(thing)
+        if not plain:
+            key = (_Name(key[0]), key[1], key[2])
+        self._conn._local_objects.decref(key, 10**6)
 
     def exposed_keep(self, obj):
         # Holds a reference to the caller's object until release().
