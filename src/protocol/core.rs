@@ -27,7 +27,7 @@ use crate::channel::{Channel, ChannelError, FrameSink, FrameSource};
 use crate::fasthash::FastMap;
 use crate::stream::{Closer, Interruption};
 
-use super::message::{begin_request, is_del_request, peek_header, Handler, Incoming, MSG_REQUEST};
+use super::message::{begin_request, is_del_request, Handler, Incoming, MSG_REQUEST};
 use super::{Error, Result};
 
 /// What the engine needs from whoever serves the connection: what to do
@@ -331,9 +331,10 @@ impl Core {
     /// its next request, in one write, so behind a DEL the request is
     /// usually here already: the Python world serves it in the same hold of
     /// the GIL as the DEL rather than give the GIL back and take it again.
+    #[cfg(feature = "python")]
     pub(crate) fn next_buffered_request(&self) -> Option<Incoming> {
         let mut rd = self.reader.try_lock()?;
-        let is_request = |p: &[u8]| peek_header(p).is_ok_and(|(msg, _)| msg == MSG_REQUEST);
+        let is_request = |p: &[u8]| super::message::peek_header(p).is_ok_and(|(msg, _)| msg == MSG_REQUEST);
         if !rd.buffered_payload().is_some_and(is_request) {
             return None;
         }
