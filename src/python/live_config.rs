@@ -71,8 +71,9 @@ pub(crate) struct Settings {
 }
 
 impl Settings {
-    /// Reads what can be kept from `dict` (no user code runs: the keys are
-    /// exact strs, and a failed lookup just leaves the setting live).
+    /// Reads what can be kept from `dict` (a failed lookup just leaves the
+    /// setting live). The keys are exact strs; only a key of the user's
+    /// whose hash collides with one of them could run code (its `__eq__`).
     fn read(dict: &Bound<'_, PyDict>) -> Settings {
         let py = dict.py();
         let mut s = Settings::default();
@@ -112,24 +113,29 @@ impl ConfigMemo {
 
     /// The settings of `dict` as it is now: those kept when it is the dict
     /// they were read from and has not changed since, else read afresh (and
-    /// kept, where versions are kept). The lock is not held while anything
-    /// else runs, so a policy check that re-enters (a property that makes a
-    /// request of its own) cannot deadlock on it.
+    /// kept, where versions are kept). The lock is held only to compare and
+    /// to store, never while the dict is read or the policy runs, so
+    /// nothing that re-enters (a property, or a key's `__eq__`, that makes a
+    /// request of its own) can deadlock on it.
     pub(crate) fn settings(&self, dict: &Bound<'_, PyDict>) -> Settings {
         let py = dict.py();
         let Some(version) = dict_version(dict) else {
             return Settings::default();
         };
-        let mut memo = self.0.lock();
-        if let Some(m) = memo.as_ref() {
+        if let Some(m) = self.0.lock().as_ref() {
             if m.dict.as_ptr() == dict.as_ptr() && m.version == version {
                 return m.settings.clone_ref(py);
             }
         }
         let settings = Settings::read(dict);
-        let out = settings.clone_ref(py);
-        *memo = Some(Memo { dict: dict.clone().unbind(), version, settings });
-        out
+        // Kept only if reading changed nothing (user code may have run).
+        if dict_version(dict) == Some(version) {
+            let kept = Memo { dict: dict.clone().unbind(), version, settings: settings.clone_ref(py) };
+            // The memo it replaces dies after the lock is released.
+            let replaced = self.0.lock().replace(kept);
+            drop(replaced);
+        }
+        settings
     }
 }
 

@@ -88,8 +88,12 @@ impl LocalObjects {
     /// Forgets everything.
     fn clear(&self, py: Python<'_>) {
         self.dict.bind(py).clear();
-        self.wire.lock().clear();
-        self.last_found.lock().take();
+        // What the mirror held dies after its lock is released: the last
+        // reference to an object may be among it, and its `__del__` may
+        // come back here.
+        let wire = std::mem::take(&mut *self.wire.lock());
+        let last = self.last_found.lock().take();
+        drop((wire, last));
     }
 
     /// Drops `count` references: the entry goes when its count is below
@@ -100,7 +104,8 @@ impl LocalObjects {
         let dict = self.dict.bind(py);
         // The entry the DEL's object was just found under, when `key` is its
         // key object; else the dict's.
-        let found = self.last_found.lock().take().filter(|k| k.key.bind(py).is(key));
+        let taken = self.last_found.lock().take();
+        let found = taken.filter(|k| k.key.bind(py).is(key));
         let slot = match &found {
             Some(k) => k.slot.bind(py).clone(),
             None => {
@@ -115,7 +120,10 @@ impl LocalObjects {
             dict.del_item(key)?;
             match found {
                 // The entry's own bytes: nothing to work out.
-                Some(k) => drop(self.wire.lock().remove(&k.wire)),
+                Some(k) => {
+                    let removed = self.wire.lock().remove(&k.wire);
+                    drop(removed);
+                }
                 None => self.forget(key),
             }
             Ok(())
@@ -181,31 +189,45 @@ impl LocalObjects {
         let Some(key) = plain_key(key) else { return };
         let wire: Arc<[u8]> = wire.into();
         let known = Known { key: key.clone().unbind(), slot: slot.clone().unbind(), wire: wire.clone() };
-        self.wire.lock().insert(wire, known);
+        let replaced = self.wire.lock().insert(wire, known);
+        drop(replaced);
     }
 
-    /// Drops what mirrors `key`, which has just left the dict.
+    /// Drops what mirrors `key`, which has just left the dict. Nothing
+    /// runs under the mirror's locks: what it held (perhaps an object's
+    /// last reference) dies after they are released, and the dict is probed
+    /// outside them.
     fn forget(&self, key: &Bound<'_, PyAny>) {
         let py = key.py();
-        self.last_found.lock().take();
-        let mut wire = self.wire.lock();
-        if wire.is_empty() {
-            return;
-        }
+        let last = self.last_found.lock().take();
+        drop(last);
         // A plain key's bytes are the ones it was remembered under (an equal
         // plain key encodes the same). Any other key may still equal a
-        // remembered one (True == 1): the entries are checked against the
-        // dict, which probing with plain keys does without user code.
+        // remembered one (True == 1): the entries whose key left the dict
+        // go, found by probing the dict with each.
         let mut bytes = Vec::with_capacity(48);
-        match plain_key(key).map(|k| super::brine::dump_into(k.as_any(), &mut bytes, 0)) {
-            Some(Ok(())) => {
-                wire.remove(bytes.as_slice());
-            }
-            _ => {
-                let dict = self.dict.bind(py);
-                wire.retain(|_, k| dict.contains(k.key.bind(py)).unwrap_or(false));
-            }
-        }
+        let removed: Vec<Known> =
+            match plain_key(key).map(|k| super::brine::dump_into(k.as_any(), &mut bytes, 0)) {
+                Some(Ok(())) => {
+                    let removed = self.wire.lock().remove(bytes.as_slice());
+                    removed.into_iter().collect()
+                }
+                _ => {
+                    let entries: Vec<(Arc<[u8]>, Py<PyTuple>)> =
+                        self.wire.lock().iter().map(|(w, k)| (w.clone(), k.key.clone_ref(py))).collect();
+                    let dict = self.dict.bind(py);
+                    let gone: Vec<Arc<[u8]>> = entries
+                        .into_iter()
+                        .filter(|(_, k)| !dict.contains(k.bind(py)).unwrap_or(false))
+                        .map(|(w, _)| w)
+                        .collect();
+                    // Removing more than needed (an entry made again meanwhile)
+                    // only costs that entry its shortcut.
+                    let mut wire = self.wire.lock();
+                    gone.iter().filter_map(|w| wire.remove(w)).collect()
+                }
+            };
+        drop(removed);
     }
 
     /// The object stored under the key `dec` is at, reading past the key:
@@ -226,7 +248,8 @@ impl LocalObjects {
             if let Some(known) = known {
                 *dec = probe;
                 let found = known.slot.bind(py).get_item(0);
-                *self.last_found.lock() = Some(known);
+                let replaced = self.last_found.lock().replace(known);
+                drop(replaced);
                 return found;
             }
         }
