@@ -87,12 +87,14 @@ impl LocalObjects {
 
     /// Forgets everything.
     fn clear(&self, py: Python<'_>) {
-        self.dict.bind(py).clear();
-        // What the mirror held dies after its lock is released: the last
-        // reference to an object may be among it, and its `__del__` may
-        // come back here.
+        // The mirror is emptied first: clearing the dict may run an
+        // object's `__del__`, which may come back here and must not find
+        // what the dict no longer has. What the mirror held dies last,
+        // after its lock is released (the last reference to an object may
+        // be among it).
         let wire = std::mem::take(&mut *self.wire.lock());
         let last = self.last_found.lock().take();
+        self.dict.bind(py).clear();
         drop((wire, last));
     }
 
