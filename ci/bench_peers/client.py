@@ -33,7 +33,8 @@ Scenarios, each checking its result:
   client's function (GETATTR, CALL, the nested CALL back, DELs).
 
 (``--iter-items`` and ``--bytes-size`` change the two sizes, for the quick
-smoke run.)
+smoke run. ``--pace-us`` and ``--pace-mode`` add a pause after every
+operation, busy or asleep, for ``ci/bench saturation``.)
 
 Works against any server whose root exposes ``echo`` (``make_list`` only
 for ``iter``): ``ci/bench_peers/server.py`` or ``rpyc-rs serve``.
@@ -66,9 +67,30 @@ def say(obj):
     sys.stdout.flush()
 
 
+def paced(fn, seconds, busy):
+    """``fn`` followed by a pause of ``seconds`` before the next operation
+    (``--pace-us``): busy work on the CPU, as a client that does something
+    with each result, or (``busy`` false) a sleep that leaves the CPU idle.
+    ``ci/bench saturation`` compares the two."""
+    clock = time.perf_counter
+
+    def spin():
+        fn()
+        end = clock() + seconds
+        while clock() < end:
+            pass
+
+    def nap():
+        fn()
+        time.sleep(seconds)
+    return spin if busy else nap
+
+
 class Target:
-    def __init__(self, conn, iter_items, bytes_size):
+    def __init__(self, conn, iter_items, bytes_size, pace=0.0, pace_busy=True):
         self.conn = conn
+        self.pace = pace
+        self.pace_busy = pace_busy
         self.iter_items = iter_items
         self.bytes_size = bytes_size
         self.echo = conn.root.echo
@@ -149,6 +171,8 @@ class Target:
 
     def measure(self, scenario, count=None, seconds=None):
         fn = self.op(scenario)
+        if self.pace > 0:
+            fn = paced(fn, self.pace, self.pace_busy)
         times = []
         rec = times.append
         clock = time.perf_counter
@@ -178,6 +202,10 @@ def main():
     ap.add_argument("addr", help="HOST:PORT")
     ap.add_argument("--iter-items", type=int, default=ITER_ITEMS, help="list length for `iter`")
     ap.add_argument("--bytes-size", type=int, default=BYTES_SIZE, help="payload bytes for `bytes`")
+    ap.add_argument("--pace-us", type=float, default=0.0,
+                    help="a pause after each operation, in µs (ci/bench saturation's paced rows)")
+    ap.add_argument("--pace-mode", choices=("busy", "sleep"), default="busy",
+                    help="spend the pause working on the CPU (default) or asleep")
     args = ap.parse_args()
     try:
         if args.backend == "rpyc_rs":
@@ -188,7 +216,8 @@ def main():
 
         host, port = args.addr.rsplit(":", 1)
         conn = rpyc.connect(host, int(port), config={"sync_request_timeout": 120})
-        target = Target(conn, args.iter_items, args.bytes_size)
+        target = Target(conn, args.iter_items, args.bytes_size, args.pace_us / 1e6,
+                        args.pace_mode == "busy")
     except Exception as e:  # reported to the orchestrator, which goes on
         rpyc_mod = sys.modules.get("rpyc")
         say({"ok": False, "error": f"setup: {type(e).__name__}: {e}",
