@@ -20,7 +20,8 @@
 //! is inflate output. Between frames the reader holds no buffer.
 //!
 //! The pieces: [`FrameReader`] (`reader.rs`: bytes to payloads, the
-//! hostile-peer bounds), [`FrameWriter`] (`writer.rs`: payloads to frames,
+//! hostile-peer bounds; `spin.rs`: polling briefly for a reply before
+//! sleeping on it), [`FrameWriter`] (`writer.rs`: payloads to frames,
 //! compression), the [`budget`], and here the frame format itself
 //! ([`split_frame`], for tools that dissect raw bytes), the errors and the
 //! [`Channel`] that pairs a reader with a writer. The channel hands the
@@ -48,6 +49,7 @@
 
 pub mod budget;
 mod reader;
+mod spin;
 mod writer;
 
 use std::fmt;
@@ -77,6 +79,9 @@ pub const COMPRESSION_SAMPLE_MIN: usize = 256 * 1024;
 pub const COMPRESSION_SAMPLE: usize = 32 * 1024;
 /// The default bound on a frame's payload, before and after decompression.
 pub const DEFAULT_MAX_FRAME_SIZE: usize = 1 << 30;
+/// How long a waiting thread polls for a reply before it sleeps, by
+/// default: a few loopback round trips.
+pub const DEFAULT_REPLY_SPIN: Duration = Duration::from_micros(50);
 
 /// How a channel frames and bounds its packets.
 ///
@@ -92,6 +97,12 @@ pub struct ChannelConfig {
     pub compression_level: u32,
     /// The largest payload accepted, on the wire and once decompressed.
     pub max_frame_size: usize,
+    /// How long a thread waiting for a reply polls for it before it goes
+    /// to sleep on it ([`DEFAULT_REPLY_SPIN`]; zero: sleep at once). See
+    /// the `spin` module: waking a sleeping thread can cost more than a
+    /// loopback round trip, and the reader stops spinning by itself where
+    /// replies take longer than this.
+    pub reply_spin: Duration,
 }
 
 impl Default for ChannelConfig {
@@ -101,6 +112,7 @@ impl Default for ChannelConfig {
             compression_threshold: COMPRESSION_THRESHOLD,
             compression_level: COMPRESSION_LEVEL,
             max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            reply_spin: DEFAULT_REPLY_SPIN,
         }
     }
 }
@@ -221,6 +233,10 @@ pub trait FrameSource: Send {
     fn buffered_payload(&self) -> Option<&[u8]> {
         None
     }
+    /// The next [`FrameSource::recv`] waits for a reply: the native
+    /// reader polls for it a short while before it sleeps
+    /// ([`ChannelConfig::reply_spin`]); others do nothing.
+    fn expect_reply(&mut self) {}
 }
 
 /// Where the engine sends frames.
@@ -245,6 +261,9 @@ impl FrameSource for FrameReader {
     }
     fn buffered_payload(&self) -> Option<&[u8]> {
         FrameReader::buffered_payload(self)
+    }
+    fn expect_reply(&mut self) {
+        FrameReader::expect_reply(self)
     }
 }
 

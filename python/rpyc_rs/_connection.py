@@ -71,6 +71,13 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   through ``getattr``, but not as a method of the proxy class.
 - On TCP the engine sets ``TCP_NODELAY`` and acknowledges reads at once
   (``TCP_QUICKACK``), so a stock peer's Nagle algorithm cannot stall calls.
+- A thread waiting for a reply on a socket the engine owns polls for it for
+  up to 50 µs (yielding the CPU between polls) before it sleeps, since
+  waking a sleeping thread on an idle CPU costs more than a loopback round
+  trip; where replies keep taking longer, it stops polling by itself for a
+  while. ``config={"rpyc_rs_reply_spin_us": N}`` or the environment's
+  ``RPYC_RS_REPLY_SPIN_US`` sets the time, 0 turns it off. rpyc sleeps at
+  once.
 - On an SSL socket, a send that fails because the peer has already ended
   the session (it refused our certificate, say) raises ``EOFError`` with
   the peer's TLS alert ("tlsv13 alert certificate required"), read before
@@ -79,6 +86,7 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   first write, which is a matter of timing (see ``_SSLChannel``).
 """
 
+import os
 import socket
 import ssl
 import zlib
@@ -104,6 +112,33 @@ __all__ = ["Connection"]
 # and brine((seq, body)); neither reads the other. The engine starts in the
 # installed rpyc's framing and then follows the peer's.
 _LEGACY_FRAMING = int(str(_rpyc_version[0])) < 6
+
+
+#: The most microseconds a waiting thread may poll for a reply (1 s).
+_MAX_REPLY_SPIN_US = 1_000_000
+
+
+def _reply_spin_us(config: Dict[str, Any]) -> Optional[int]:
+    """How many microseconds a thread waiting for a reply polls for it
+    before it sleeps: the config key ``rpyc_rs_reply_spin_us``, else the
+    environment's ``RPYC_RS_REPLY_SPIN_US``, else ``None`` (the engine's
+    default, 50). 0 turns polling off. Anything but a whole number from 0
+    to 1,000,000 is a ValueError naming where it came from."""
+    value: Any = config.get("rpyc_rs_reply_spin_us")
+    where = "config['rpyc_rs_reply_spin_us']"
+    if value is None:
+        text = os.environ.get("RPYC_RS_REPLY_SPIN_US", "").strip()
+        if not text:
+            return None
+        where = "RPYC_RS_REPLY_SPIN_US"
+        try:
+            value = int(text)
+        except ValueError:
+            value = text
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= _MAX_REPLY_SPIN_US:
+        raise ValueError(f"{where} must be a whole number of microseconds from 0 to "
+                         f"{_MAX_REPLY_SPIN_US:,}, not {value!r}")
+    return value
 
 
 def _peer_name(sock: Any) -> str:
@@ -236,7 +271,8 @@ class Connection(_RpycConnection):  # type: ignore[misc]
             fd, peer, tcp = _owned_socket(channel)
             engine_channel = channel if fd is not None else _engine_channel(channel)
             self._engine = Engine(self, engine_channel, fd, peer, compress=bool(getattr(channel, "compress", True)),
-                                  tcp=tcp, legacy_framing=_LEGACY_FRAMING)
+                                  tcp=tcp, legacy_framing=_LEGACY_FRAMING,
+                                  reply_spin_us=_reply_spin_us(self._config))
         except BaseException:
             self._closed = True
             raise

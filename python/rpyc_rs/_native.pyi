@@ -82,7 +82,9 @@ class Engine:
     acknowledge reads at once); without, it goes through the Python rpyc
     ``channel``. ``legacy_framing`` starts in rpyc 5.x's message framing;
     after the first message the engine speaks the peer's. Frames above
-    ``max_frame_size`` bytes (default 1 GiB) end the connection.
+    ``max_frame_size`` bytes (default 1 GiB) end the connection. A thread
+    waiting for a reply on a socket the engine owns polls for it up to
+    ``reply_spin_us`` microseconds (default 50; 0: never) before it sleeps.
     """
 
     def __new__(
@@ -95,6 +97,7 @@ class Engine:
         max_frame_size: Optional[int] = None,
         tcp: bool = False,
         legacy_framing: bool = False,
+        reply_spin_us: Optional[int] = None,
     ) -> "Engine": ...
     def sync_request(self, handler: int, *args: Any) -> Any:
         """Sends a request and waits for its reply within the connection's

@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use byteorder::{BigEndian, ByteOrder};
 use flate2::{Decompress, FlushDecompress, Status};
 
+use super::spin::ReplySpin;
 use super::{budget, split_frame, ChannelConfig, ChannelError, FLUSHER, HEADER_LEN};
 use crate::stream::ReadHalf;
 
@@ -63,6 +64,8 @@ pub struct FrameReader {
     /// The partial frame's memory (and inflate output) past the free
     /// allowance.
     lease: budget::Lease,
+    /// Polling for a reply before sleeping on it.
+    spin: ReplySpin,
 }
 
 /// What one read brought.
@@ -96,6 +99,7 @@ impl FrameReader {
         config: &ChannelConfig,
         budget: &'static budget::MemoryBudget,
     ) -> Self {
+        let polls = inner.polls_cheaply();
         FrameReader {
             inner,
             rest: Vec::new(),
@@ -104,6 +108,50 @@ impl FrameReader {
             max: config.max_frame_size,
             inflate: None,
             lease: budget::Lease::new(budget),
+            spin: ReplySpin::new(if polls { config.reply_spin } else { Duration::ZERO }),
+        }
+    }
+
+    /// The next [`FrameReader::recv`] waits for a reply: with nothing
+    /// buffered, it polls the stream a short while before it sleeps
+    /// ([`ChannelConfig::reply_spin`]; the `spin` module says why and when
+    /// it stops).
+    pub fn expect_reply(&mut self) {
+        self.spin.arm();
+    }
+
+    /// The polling [`FrameReader::expect_reply`] asked for, within
+    /// `timeout`: a whole frame if one came, `None` (with whatever part of
+    /// one arrived kept) when the caller should go on to wait.
+    fn poll_for_reply(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>, ChannelError> {
+        let Some(budget) = self.spin.begin(timeout) else {
+            return Ok(None);
+        };
+        if self.has_buffered() {
+            return Ok(None);
+        }
+        let start = Instant::now();
+        loop {
+            match self.fill(Some(Duration::ZERO), true) {
+                Ok(Filled::Frame(payload)) => {
+                    self.spin.hit();
+                    return Ok(Some(payload));
+                }
+                Ok(Filled::Bytes(_)) => {
+                    // Part of a frame, or the end of the stream: the wait
+                    // that follows takes it from here.
+                    self.spin.hit();
+                    return Ok(None);
+                }
+                Err(ChannelError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {}
+                Err(e) => return Err(e),
+            }
+            if start.elapsed() >= budget {
+                self.spin.miss();
+                return Ok(None);
+            }
+            // On a CPU shared with the peer, this is what lets it answer.
+            std::thread::yield_now();
         }
     }
 
@@ -146,14 +194,19 @@ impl FrameReader {
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut tried = false;
+        let polled = self.spin.armed();
+        if let Some(frame) = self.poll_for_reply(timeout)? {
+            return Ok(frame);
+        }
         loop {
             if let Some(frame) = self.take_frame()? {
                 return Ok(frame);
             }
-            // The first read gets all of `timeout`; the clock is read again
-            // only when a frame takes more than one.
+            // The first read gets all of `timeout` (unless polling for a
+            // reply took some); the clock is read again only when a frame
+            // takes more than one.
             let left = match deadline {
-                Some(d) if tried => Some(d.saturating_duration_since(Instant::now())),
+                Some(d) if tried || polled => Some(d.saturating_duration_since(Instant::now())),
                 _ => timeout,
             };
             // A zero timeout still reads what has already arrived (a poll).

@@ -113,6 +113,13 @@ impl Config {
         self.connect_timeout = t;
         self
     }
+
+    /// Sets how long a thread waiting for a reply polls for it before it
+    /// sleeps ([`ChannelConfig::reply_spin`]; zero: sleep at once).
+    pub fn with_reply_spin(mut self, t: Duration) -> Self {
+        self.channel.reply_spin = t;
+        self
+    }
 }
 
 pub(crate) struct Inner {

@@ -280,9 +280,12 @@ impl Core {
             // Taking the reader role while holding the state lock, and
             // giving it back only under the state lock, is what makes the
             // condvar wait below immune to lost wake-ups.
-            if let Some(rd) = self.reader.try_lock() {
+            if let Some(mut rd) = self.reader.try_lock() {
                 drop(st);
                 self.before_reading(&rd);
+                // Poll for the reply a short while before sleeping on it
+                // (the channel's `spin` module says why).
+                rd.expect_reply();
                 let read = self.read_one(peer, rd, left);
                 st = self.state.lock();
                 if let Read::Interrupted(why) = read {

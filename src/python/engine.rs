@@ -157,7 +157,7 @@ impl Engine {
     #[new]
     /// `legacy_framing` starts out in rpyc 5.x's message framing (for when
     /// the installed rpyc is 5.x); the core then follows the peer's.
-    #[pyo3(signature = (conn, channel, fd=None, peer=String::new(), compress=true, max_frame_size=None, tcp=false, legacy_framing=false))]
+    #[pyo3(signature = (conn, channel, fd=None, peer=String::new(), compress=true, max_frame_size=None, tcp=false, legacy_framing=false, reply_spin_us=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
@@ -169,10 +169,14 @@ impl Engine {
         max_frame_size: Option<usize>,
         tcp: bool,
         legacy_framing: bool,
+        reply_spin_us: Option<u64>,
     ) -> PyResult<Engine> {
         let mut cfg = ChannelConfig { compress, ..ChannelConfig::default() };
         if let Some(m) = max_frame_size {
             cfg.max_frame_size = m;
+        }
+        if let Some(us) = reply_spin_us {
+            cfg.reply_spin = Duration::from_micros(us);
         }
         // The stream, made before the world (these steps can fail).
         let socket = match fd {

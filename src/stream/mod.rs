@@ -77,6 +77,16 @@ pub trait ReadHalf: Send {
         buf.truncate(old + r.as_ref().map_or(0, |&n| n.min(max)));
         r
     }
+
+    /// True when a read with a zero timeout is a non-blocking system call
+    /// or two, cheap enough to repeat for some microseconds (sockets,
+    /// pipes): the channel then polls for a reply a short while before it
+    /// sleeps on it (see
+    /// [`ChannelConfig::reply_spin`](crate::channel::ChannelConfig::reply_spin)).
+    /// False by default.
+    fn polls_cheaply(&self) -> bool {
+        false
+    }
 }
 
 /// The most [`ReadHalf::read_append`]'s default reads (and zeroes) a call:

@@ -281,6 +281,10 @@ impl ReadHalf for SocketReader {
         unsafe { buf.set_len(buf.len() + n) };
         Ok(n)
     }
+
+    fn polls_cheaply(&self) -> bool {
+        true
+    }
 }
 
 /// The sending half of a connected socket, TCP or Unix.
@@ -320,6 +324,10 @@ impl<R: Read + AsRawFd + Send> ReadHalf for FdReader<R> {
                 other => return other,
             }
         }
+    }
+
+    fn polls_cheaply(&self) -> bool {
+        true
     }
 }
 
