@@ -6,10 +6,18 @@
 //! server. `TCP_NODELAY` on both ends, as rpyc and rpyc-rs set it. No
 //! framing, no parsing: the bytes are not even looked at, so the time left
 //! is the kernel's (two syscalls and a wake-up per side per round trip).
+//!
+//! Scenarios: `raw` (a blocking read), `raw-poll` (`poll(2)`, then the
+//! read) and `raw-spin` (non-blocking reads for up to the engine's
+//! reply-polling budget, yielding between them, then a blocking read: the
+//! way an rpyc-rs client waits for a reply).
 
-use std::io::{Read, Write};
+use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
-use std::time::Duration;
+use std::os::fd::AsRawFd;
+use std::time::{Duration, Instant};
+
+use rpyc_rs::channel::DEFAULT_REPLY_SPIN;
 
 use super::driver::{self, Target};
 
@@ -80,16 +88,48 @@ fn wait_readable(s: &TcpStream) -> Result<(), String> {
     }
 }
 
+/// Reads without waiting, yielding the CPU between tries, for up to
+/// [`DEFAULT_REPLY_SPIN`], as an rpyc-rs client waits for a reply; how many
+/// bytes of `buf` came (0: none in time, and the caller waits as usual).
+fn read_spinning(s: &TcpStream, buf: &mut [u8]) -> Result<usize, String> {
+    let start = Instant::now();
+    loop {
+        // SAFETY: `recv` writes at most `buf.len()` bytes into `buf`, a
+        // live, exclusively borrowed buffer.
+        let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+        match n {
+            1.. => return Ok(n as usize),
+            0 => return Err("read: the server closed the connection".into()),
+            _ => {
+                let e = io::Error::last_os_error();
+                if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
+                    return Err(format!("read: {e}"));
+                }
+            }
+        }
+        if start.elapsed() >= DEFAULT_REPLY_SPIN {
+            return Ok(0);
+        }
+        std::thread::yield_now();
+    }
+}
+
 impl Target for PingPong {
-    /// `raw`: write, then a blocking read; `raw-poll`: write, poll, read.
+    /// `raw`: write, then a blocking read; `raw-poll`: write, poll, read;
+    /// `raw-spin`: write, reads without waiting for a while, then a
+    /// blocking read for the rest.
     fn op(&mut self, scenario: &str) -> Result<(), String> {
         self.s.write_all(&self.out).map_err(|e| format!("write: {e}"))?;
-        match scenario {
-            "raw" => {}
-            "raw-poll" => wait_readable(&self.s)?,
-            other => return Err(format!("unknown scenario {other:?} (have raw, raw-poll)")),
-        }
-        self.s.read_exact(&mut self.inb).map_err(|e| format!("read: {e}"))
+        let got = match scenario {
+            "raw" => 0,
+            "raw-poll" => {
+                wait_readable(&self.s)?;
+                0
+            }
+            "raw-spin" => read_spinning(&self.s, &mut self.inb)?,
+            other => return Err(format!("unknown scenario {other:?} (have raw, raw-poll, raw-spin)")),
+        };
+        self.s.read_exact(&mut self.inb[got..]).map_err(|e| format!("read: {e}"))
     }
 }
 
