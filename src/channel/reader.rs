@@ -68,6 +68,17 @@ pub struct FrameReader {
     spin: ReplySpin,
 }
 
+/// What polling for a reply came to.
+enum Polled {
+    /// It did not poll (not a reply, polling off or resting, a frame
+    /// begun already).
+    Skipped,
+    /// It polled; no whole frame came.
+    Nothing,
+    /// A whole frame's payload.
+    Frame(Vec<u8>),
+}
+
 /// What one read brought.
 enum Filled {
     /// This many bytes, kept (0: the stream ended).
@@ -121,34 +132,34 @@ impl FrameReader {
     }
 
     /// The polling [`FrameReader::expect_reply`] asked for, within
-    /// `timeout`: a whole frame if one came, `None` (with whatever part of
-    /// one arrived kept) when the caller should go on to wait.
-    fn poll_for_reply(&mut self, timeout: Option<Duration>) -> Result<Option<Vec<u8>>, ChannelError> {
+    /// `timeout`: a whole frame if one came; otherwise the caller goes on
+    /// to wait (with whatever part of a frame arrived kept).
+    fn poll_for_reply(&mut self, timeout: Option<Duration>) -> Result<Polled, ChannelError> {
         let Some(budget) = self.spin.begin(timeout) else {
-            return Ok(None);
+            return Ok(Polled::Skipped);
         };
         if self.has_buffered() {
-            return Ok(None);
+            return Ok(Polled::Skipped);
         }
         let start = Instant::now();
         loop {
             match self.fill(Some(Duration::ZERO), true) {
                 Ok(Filled::Frame(payload)) => {
                     self.spin.hit();
-                    return Ok(Some(payload));
+                    return Ok(Polled::Frame(payload));
                 }
                 Ok(Filled::Bytes(_)) => {
                     // Part of a frame, or the end of the stream: the wait
                     // that follows takes it from here.
                     self.spin.hit();
-                    return Ok(None);
+                    return Ok(Polled::Nothing);
                 }
                 Err(ChannelError::Io(e)) if e.kind() == io::ErrorKind::TimedOut => {}
                 Err(e) => return Err(e),
             }
             if start.elapsed() >= budget {
                 self.spin.miss();
-                return Ok(None);
+                return Ok(Polled::Nothing);
             }
             // On a CPU shared with the peer, this is what lets it answer.
             std::thread::yield_now();
@@ -194,10 +205,11 @@ impl FrameReader {
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut tried = false;
-        let polled = self.spin.armed();
-        if let Some(frame) = self.poll_for_reply(timeout)? {
-            return Ok(frame);
-        }
+        let polled = match self.poll_for_reply(timeout)? {
+            Polled::Frame(frame) => return Ok(frame),
+            Polled::Nothing => true,
+            Polled::Skipped => false,
+        };
         loop {
             if let Some(frame) = self.take_frame()? {
                 return Ok(frame);

@@ -54,11 +54,6 @@ impl ReplySpin {
         self.armed = true;
     }
 
-    /// The next read is for a reply.
-    pub(super) fn armed(&self) -> bool {
-        self.armed
-    }
-
     /// How long the read about to wait at most `timeout` should poll:
     /// `None` when it is not for a reply, polling is off or resting, or
     /// there is no time. Disarms.
