@@ -107,6 +107,8 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     if let Some(acceptor) = args.tls {
         b = b.tls(acceptor);
     }
+    // Kept to register once more before saying "listening" (below).
+    let registry = args.register.clone();
     if let Some(registry) = args.register {
         b = b.auto_register(registry, &["DEMO"]);
     }
@@ -124,6 +126,17 @@ pub fn serve(args: ServeArgs) -> Result<(), String> {
     let addr = server.addr().to_string();
     install_signal_handlers();
     let handle = server.spawn().map_err(|e| format!("cannot start the server thread: {e}"))?;
+    // The server's registrar registers in the background; registering once
+    // here too means that a `list` run as soon as "listening" is printed
+    // (the README's next line) finds DEMO. A registry that does not answer
+    // is the registrar's to retry, as it would have been.
+    // (A Unix socket's address does not parse: it cannot register.)
+    if let (Some(registry), Ok(bound)) = (registry, addr.parse::<std::net::SocketAddr>()) {
+        let interface = Some(bound.ip()).filter(|ip| !ip.is_unspecified());
+        if let Err(e) = registry.register(&["DEMO".to_owned()], bound.port(), interface) {
+            log::info!("registering with {} did not work ({e}); the server keeps trying", registry.target());
+        }
+    }
     {
         let mut out = std::io::stdout().lock();
         let tls = if tls { ", TLS" } else { "" };
