@@ -353,8 +353,10 @@ def main() -> int:
             # shows the floor does not depend on the way of waiting.
             P("raw", "raw", "raw-poll", label="raw ping-pong, poll then read"),
             # And polling for the reply a while before sleeping, as an
-            # rpyc-rs client waits for one (ChannelConfig::reply_spin).
-            P("raw", "raw", "raw-spin", label="raw ping-pong, polling before it sleeps"),
+            # rpyc-rs client waits for one (ChannelConfig::reply_spin; the
+            # raw server sleeps at once, where ours poll for the next
+            # request too).
+            P("raw", "raw", "raw-spin", label="raw ping-pong, the client polling before it sleeps"),
             P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
             P("fast", "stock", "trivial"), P("stock", "fast", "trivial"),
             P("rust", "stock", "trivial"), P("rust", "fast", "trivial"),
@@ -385,7 +387,7 @@ def main() -> int:
         # meet Nagle and delayed ACKs only when the two ends run at once).
         groups["trivial-anycpu"] = [
             P("raw", "raw", "raw", label="raw TCP ping-pong (Rust ↔ Rust)"),
-            P("raw", "raw", "raw-spin", label="raw ping-pong, polling before it sleeps"),
+            P("raw", "raw", "raw-spin", label="raw ping-pong, the client polling before it sleeps"),
             P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
             P("rust", "stock", "trivial"), P("stock", "rust", "trivial"), P("rust", "rust", "trivial"),
         ]

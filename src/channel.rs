@@ -98,10 +98,11 @@ pub struct ChannelConfig {
     /// The largest payload accepted, on the wire and once decompressed.
     pub max_frame_size: usize,
     /// How long a thread waiting for a reply polls for it before it goes
-    /// to sleep on it ([`DEFAULT_REPLY_SPIN`]; zero: sleep at once). See
+    /// to sleep on it ([`DEFAULT_REPLY_SPIN`]; zero: sleep at once), and a
+    /// serving loop that has just served a request polls for the next. See
     /// the `spin` module: waking a sleeping thread can cost more than a
-    /// loopback round trip, and the reader stops spinning by itself where
-    /// replies take longer than this.
+    /// loopback round trip, and the reader stops polling by itself where
+    /// the frames take longer than this to come.
     pub reply_spin: Duration,
 }
 
@@ -237,6 +238,10 @@ pub trait FrameSource: Send {
     /// reader polls for it a short while before it sleeps
     /// ([`ChannelConfig::reply_spin`]); others do nothing.
     fn expect_reply(&mut self) {}
+    /// The next [`FrameSource::recv`] is a serving loop's wait for the
+    /// peer's next request, right after it served one: the native reader
+    /// polls for it the same way; others do nothing.
+    fn expect_request(&mut self) {}
 }
 
 /// Where the engine sends frames.
@@ -264,6 +269,9 @@ impl FrameSource for FrameReader {
     }
     fn expect_reply(&mut self) {
         FrameReader::expect_reply(self)
+    }
+    fn expect_request(&mut self) {
+        FrameReader::expect_request(self)
     }
 }
 

@@ -74,10 +74,11 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
 - A thread waiting for a reply on a socket the engine owns polls for it for
   up to 50 µs (yielding the CPU between polls) before it sleeps, since
   waking a sleeping thread on an idle CPU costs more than a loopback round
-  trip; where replies keep taking longer, it stops polling by itself for a
-  while. ``config={"rpyc_rs_reply_spin_us": N}`` or the environment's
-  ``RPYC_RS_REPLY_SPIN_US`` sets the time, 0 turns it off. rpyc sleeps at
-  once.
+  trip; so does ``serve_all`` (a server's loop) for the next request after
+  serving one. Where frames keep coming later than that, it stops polling
+  by itself for a while. ``config={"rpyc_rs_reply_spin_us": N}`` or the
+  environment's ``RPYC_RS_REPLY_SPIN_US`` sets the time, 0 turns it off.
+  rpyc sleeps at once.
 - On an SSL socket, a send that fails because the peer has already ended
   the session (it refused our certificate, say) raises ``EOFError`` with
   the peer's TLS alert ("tlsv13 alert certificate required"), read before
@@ -119,8 +120,8 @@ _MAX_REPLY_SPIN_US = 1_000_000
 
 
 def _reply_spin_us(config: Dict[str, Any]) -> Optional[int]:
-    """How many microseconds a thread waiting for a reply polls for it
-    before it sleeps: the config key ``rpyc_rs_reply_spin_us``, else the
+    """How many microseconds a thread waiting for a reply (or ``serve_all``
+    for the next request) polls for it before it sleeps: the config key ``rpyc_rs_reply_spin_us``, else the
     environment's ``RPYC_RS_REPLY_SPIN_US``, else ``None`` (the engine's
     default, 50). 0 turns polling off. Anything but a whole number from 0
     to 1,000,000 is a ValueError naming where it came from."""

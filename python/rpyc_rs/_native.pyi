@@ -83,8 +83,9 @@ class Engine:
     ``channel``. ``legacy_framing`` starts in rpyc 5.x's message framing;
     after the first message the engine speaks the peer's. Frames above
     ``max_frame_size`` bytes (default 1 GiB) end the connection. A thread
-    waiting for a reply on a socket the engine owns polls for it up to
-    ``reply_spin_us`` microseconds (default 50; 0: never) before it sleeps.
+    waiting for a reply on a socket the engine owns, and ``serve_all`` for
+    the next request after serving one, poll for it up to
+    ``reply_spin_us`` microseconds (default 50; 0: never) before sleeping.
     """
 
     def __new__(

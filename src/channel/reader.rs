@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use byteorder::{BigEndian, ByteOrder};
 use flate2::{Decompress, FlushDecompress, Status};
 
-use super::spin::ReplySpin;
+use super::spin::{Expect, Polling};
 use super::{budget, split_frame, ChannelConfig, ChannelError, FLUSHER, HEADER_LEN};
 use crate::stream::ReadHalf;
 
@@ -64,8 +64,9 @@ pub struct FrameReader {
     /// The partial frame's memory (and inflate output) past the free
     /// allowance.
     lease: budget::Lease,
-    /// Polling for a reply before sleeping on it.
-    spin: ReplySpin,
+    /// Polling for a reply, or a serving loop's next request, before
+    /// sleeping on it.
+    spin: Polling,
 }
 
 /// What polling for a reply came to.
@@ -119,7 +120,7 @@ impl FrameReader {
             max: config.max_frame_size,
             inflate: None,
             lease: budget::Lease::new(budget),
-            spin: ReplySpin::new(if polls { config.reply_spin } else { Duration::ZERO }),
+            spin: Polling::new(if polls { config.reply_spin } else { Duration::ZERO }),
         }
     }
 
@@ -128,13 +129,21 @@ impl FrameReader {
     /// ([`ChannelConfig::reply_spin`]; the `spin` module says why and when
     /// it stops).
     pub fn expect_reply(&mut self) {
-        self.spin.arm();
+        self.spin.arm(Expect::Reply);
     }
 
-    /// The polling [`FrameReader::expect_reply`] asked for, within
-    /// `timeout`: a whole frame if one came; otherwise the caller goes on
-    /// to wait (with whatever part of a frame arrived kept).
-    fn poll_for_reply(&mut self, timeout: Option<Duration>) -> Result<Polled, ChannelError> {
+    /// The next [`FrameReader::recv`] is a serving loop's wait for the
+    /// peer's next request, right after it served one: it polls the same
+    /// way first, with a record of its own.
+    pub fn expect_request(&mut self) {
+        self.spin.arm(Expect::Request);
+    }
+
+    /// The polling [`FrameReader::expect_reply`] or
+    /// [`FrameReader::expect_request`] asked for, within `timeout`: a whole
+    /// frame if one came; otherwise the caller goes on to wait (with
+    /// whatever part of a frame arrived kept).
+    fn poll_first(&mut self, timeout: Option<Duration>) -> Result<Polled, ChannelError> {
         let Some(budget) = self.spin.begin(timeout) else {
             return Ok(Polled::Skipped);
         };
@@ -161,7 +170,7 @@ impl FrameReader {
                 self.spin.miss();
                 return Ok(Polled::Nothing);
             }
-            // On a CPU shared with the peer, this is what lets it answer.
+            // On a CPU shared with the peer, this is what lets it send.
             std::thread::yield_now();
         }
     }
@@ -205,7 +214,7 @@ impl FrameReader {
     pub fn recv(&mut self, timeout: Option<Duration>) -> Result<Vec<u8>, ChannelError> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut tried = false;
-        let polled = match self.poll_for_reply(timeout)? {
+        let polled = match self.poll_first(timeout)? {
             Polled::Frame(frame) => return Ok(frame),
             Polled::Nothing => true,
             Polled::Skipped => false,

@@ -330,6 +330,13 @@ impl Connection {
         self.inner.core.serve(&*self.inner, timeout)
     }
 
+    /// [`Connection::serve`] for a serving loop: polls a short while for
+    /// the next message before sleeping on it, as the peer of a busy
+    /// connection sends its next request as soon as it has its reply.
+    pub(crate) fn serve_busy(&self, timeout: Option<Duration>) -> Result<bool> {
+        self.inner.core.serve_busy(&*self.inner, timeout)
+    }
+
     /// Serves one message if one is already waiting or arrives within
     /// `timeout`.
     pub fn poll(&self, timeout: Duration) -> Result<bool> {
@@ -358,7 +365,7 @@ impl Connection {
     /// when the peer closed it.
     pub fn serve_all(&self) -> Result<()> {
         let r = loop {
-            match self.serve(None) {
+            match self.inner.core.serve_busy(&*self.inner, None) {
                 Ok(_) => {}
                 Err(Error::Closed { .. }) => break Ok(()),
                 Err(e) => break Err(e),

@@ -368,6 +368,14 @@ impl Core {
         self.serve_since(peer, timeout, None)
     }
 
+    /// [`Core::serve`] for a serving loop (a server's, `serve_all`): the
+    /// peer that sent a request often sends its next one as soon as it
+    /// has the reply, so the reader polls for it a short while before it
+    /// sleeps (the channel's `spin` module).
+    pub fn serve_busy(&self, peer: &dyn Peer, timeout: Option<Duration>) -> Result<bool> {
+        self.serve_with(peer, timeout, None, true)
+    }
+
     /// The current event generation (see `State::generation`). Only the
     /// Python world's `Connection.serve` (and the tests) need it.
     #[cfg(any(feature = "python", test))]
@@ -385,6 +393,18 @@ impl Core {
         timeout: Option<Duration>,
         since: Option<u64>,
     ) -> Result<bool> {
+        self.serve_with(peer, timeout, since, false)
+    }
+
+    /// [`Core::serve_since`], polling first for the next request when
+    /// `poll_first` (see [`Core::serve_busy`]).
+    fn serve_with(
+        &self,
+        peer: &dyn Peer,
+        timeout: Option<Duration>,
+        since: Option<u64>,
+        poll_first: bool,
+    ) -> Result<bool> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut st = self.state.lock();
         if st.closed.is_some() {
@@ -398,9 +418,12 @@ impl Core {
             let me = std::thread::current().id();
             st.delivering.iter().any(|t| *t != me)
         };
-        if let Some(rd) = if other_delivering { None } else { self.reader.try_lock() } {
+        if let Some(mut rd) = if other_delivering { None } else { self.reader.try_lock() } {
             drop(st);
             self.before_reading(&rd);
+            if poll_first {
+                rd.expect_request();
+            }
             return match self.read_one(peer, rd, timeout) {
                 Read::Frame => Ok(true),
                 Read::Timeout => Ok(false),

@@ -386,7 +386,7 @@ impl Engine {
         // request's handler takes it while it runs (`Peer::on_request`), and
         // nothing here needs it until the connection idles or ends.
         let serve_while_busy = || loop {
-            match w.core.serve(w, timeout) {
+            match w.core.serve_busy(w, timeout) {
                 Ok(true) => {}
                 other => return other,
             }

@@ -282,7 +282,7 @@ impl Shared {
     /// within `linger` (forever when `None`), then parks it.
     fn serve_on_this_thread(self: &Arc<Self>, id: u64, conn: Connection, linger: Option<Duration>) {
         loop {
-            match conn.serve(linger) {
+            match conn.serve_busy(linger) {
                 Ok(true) => {}
                 Ok(false) => return self.park(id, &conn),
                 Err(e) => {
