@@ -20,8 +20,8 @@
 //! is inflate output. Between frames the reader holds no buffer.
 //!
 //! The pieces: [`FrameReader`] (`reader.rs`: bytes to payloads, the
-//! hostile-peer bounds; `spin.rs`: polling briefly for a reply before
-//! sleeping on it), [`FrameWriter`] (`writer.rs`: payloads to frames,
+//! hostile-peer bounds; `spin.rs`: polling briefly for a reply, or a
+//! serving loop's next request, before sleeping on it), [`FrameWriter`] (`writer.rs`: payloads to frames,
 //! compression), the [`budget`], and here the frame format itself
 //! ([`split_frame`], for tools that dissect raw bytes), the errors and the
 //! [`Channel`] that pairs a reader with a writer. The channel hands the

@@ -69,10 +69,10 @@ pub struct FrameReader {
     spin: Polling,
 }
 
-/// What polling for a reply came to.
+/// What polling for a reply (or a serving loop's next request) came to.
 enum Polled {
-    /// It did not poll (not a reply, polling off or resting, a frame
-    /// begun already).
+    /// It did not poll (nobody said a frame was due, polling off or
+    /// resting, a frame begun already).
     Skipped,
     /// It polled; no whole frame came.
     Nothing,
@@ -223,9 +223,9 @@ impl FrameReader {
             if let Some(frame) = self.take_frame()? {
                 return Ok(frame);
             }
-            // The first read gets all of `timeout` (unless polling for a
-            // reply took some); the clock is read again only when a frame
-            // takes more than one.
+            // The first read gets all of `timeout` (unless polling took
+            // some); the clock is read again only when a frame takes more
+            // than one.
             let left = match deadline {
                 Some(d) if tried || polled => Some(d.saturating_duration_since(Instant::now())),
                 _ => timeout,

@@ -1,4 +1,5 @@
-//! Polling briefly for a reply before sleeping on it.
+//! Polling briefly for a reply, or a serving loop's next request, before
+//! sleeping on it.
 //!
 //! A thread that sleeps while it waits for a reply has to be woken when the
 //! reply comes, and where the other CPUs are idle that wake-up costs more
