@@ -121,10 +121,11 @@ _MAX_REPLY_SPIN_US = 1_000_000
 
 def _reply_spin_us(config: Dict[str, Any]) -> Optional[int]:
     """How many microseconds a thread waiting for a reply (or ``serve_all``
-    for the next request) polls for it before it sleeps: the config key ``rpyc_rs_reply_spin_us``, else the
-    environment's ``RPYC_RS_REPLY_SPIN_US``, else ``None`` (the engine's
-    default, 50). 0 turns polling off. Anything but a whole number from 0
-    to 1,000,000 is a ValueError naming where it came from."""
+    for the next request) polls for it before it sleeps: the config key
+    ``rpyc_rs_reply_spin_us``, else the environment's
+    ``RPYC_RS_REPLY_SPIN_US``, else ``None`` (the engine's default, 50). 0
+    turns polling off. Anything but a whole number from 0 to 1,000,000 is a
+    ValueError naming where it came from."""
     value: Any = config.get("rpyc_rs_reply_spin_us")
     where = "config['rpyc_rs_reply_spin_us']"
     if value is None:
