@@ -101,8 +101,9 @@ pub struct ChannelConfig {
     /// to sleep on it ([`DEFAULT_REPLY_SPIN`]; zero: sleep at once), and a
     /// serving loop that has just served a request polls for the next. See
     /// the `spin` module: waking a sleeping thread can cost more than a
-    /// loopback round trip, and the reader stops polling by itself where
-    /// the frames take longer than this to come.
+    /// loopback round trip. A wait for a reply spends at most this much
+    /// CPU polling; a serving loop stops polling by itself where requests
+    /// take longer than this to come.
     pub reply_spin: Duration,
 }
 

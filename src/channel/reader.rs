@@ -126,15 +126,14 @@ impl FrameReader {
 
     /// The next [`FrameReader::recv`] waits for a reply: with nothing
     /// buffered, it polls the stream a short while before it sleeps
-    /// ([`ChannelConfig::reply_spin`]; the `spin` module says why and when
-    /// it stops).
+    /// ([`ChannelConfig::reply_spin`]; the `spin` module says why).
     pub fn expect_reply(&mut self) {
         self.spin.arm(Expect::Reply);
     }
 
     /// The next [`FrameReader::recv`] is a serving loop's wait for the
     /// peer's next request, right after it served one: it polls the same
-    /// way first, with a record of its own.
+    /// way first, and stops for a while when requests keep coming late.
     pub fn expect_request(&mut self) {
         self.spin.arm(Expect::Request);
     }

@@ -58,8 +58,8 @@ def test_a_bad_value_fails_the_connection_not_a_later_call(monkeypatch):
 @pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
 def test_calls_whatever_the_polling(spin, server_fast):
     """Against either server: replies that come at once, later than the
-    polling (the back-off too: more slow calls than it takes to rest),
-    callbacks arriving while the caller polls, and a timeout kept."""
+    polling (more slow calls in a row than a serving loop's polling takes
+    to rest), callbacks arriving while the caller polls, and a timeout kept."""
     p = Pair(client_fast=True, server_fast=server_fast)
     try:
         config = {} if spin is None else {"rpyc_rs_reply_spin_us": spin}
@@ -78,5 +78,27 @@ def test_calls_whatever_the_polling(spin, server_fast):
         with pytest.raises(TimeoutError):
             conn.root.sleep(3)
         assert time.monotonic() - start < 2
+    finally:
+        p.teardown()
+
+
+@pytest.mark.parametrize("server_fast", [False, True], ids=["stock-server", "fast-server"])
+def test_a_slow_reply_is_polled_for_a_budget_then_slept_on(server_fast):
+    """A wait for a reply polls every time but only for its budget, then
+    sleeps: calls whose replies take 20 ms cost the calling thread a small
+    part of that in CPU, however many come in a row (polling through the
+    whole wait would cost all of it)."""
+    p = Pair(client_fast=True, server_fast=server_fast)
+    try:
+        conn = p.connect(p.server(), config={"rpyc_rs_reply_spin_us": 2_000})
+        conn.root.echo(1)
+        cpu, wall = time.thread_time(), time.monotonic()
+        for _ in range(20):
+            assert conn.root.sleep(0.02) == 0.02
+        cpu, wall = time.thread_time() - cpu, time.monotonic() - wall
+        assert wall >= 0.4
+        # At most 2 ms of polling per call, and two requests a call: a
+        # quarter of the wall time is far above that and far below all.
+        assert cpu < wall / 4, (cpu, wall)
     finally:
         p.teardown()
