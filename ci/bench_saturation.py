@@ -4,10 +4,11 @@ grows and with rpyc_rs clients beside them.
 
     .venv/bin/python ci/bench_saturation.py [--seconds S] [--repeats N]
 
-``ci/bench calls``' hammer finds 8 rpyc_rs clients getting less out of a
-stock server than 8 stock clients (issue 10 asks for at least as much).
-This section measures whether that is something our clients do or what a
-stock ``ThreadedServer`` does once it is driven harder: N client processes
+``ci/bench calls``' hammer compares what 8 rpyc_rs clients and 8 stock
+clients get out of a stock server (issue 10 asks for at least as much;
+until our clients' waits for a reply polled every time, they got less).
+This section measures what a stock ``ThreadedServer`` does as it is
+driven harder, and with which clients: N client processes
 (``ci/bench_peers/client.py``) call ``f(1)`` on one stock server
 (``ci/bench_peers/server.py``) for S seconds, every process on any CPU, as
 in the hammer. Reported: aggregate calls/s, the server's CPU per call
@@ -19,7 +20,8 @@ Two more rows take the 8 rpyc_rs clients and make each pause after every
 call for the CPU time a stock client spends per call beyond ours: once
 busy on the CPU (as a stock client is), once asleep (the CPU left idle).
 If the stock server's trouble were the rate of requests, both pauses would
-help alike; it is not (session 9 measured it).
+help alike; it is not (session 9 measured it: idle CPUs around its
+threads are).
 
 Writes ``bench-results/saturation.md``.
 """

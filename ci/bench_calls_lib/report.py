@@ -262,6 +262,12 @@ def render(groups, frame, args, elapsed):
                     if need <= floor:
                         extra += (f" (10x is {fmt_us(need)} a call, not more than two raw round trips, "
                                   f"{fmt_us(floor)}: out of any implementation's reach)")
+                # Beside it, the same comparison unpinned (reported, not judged).
+                ra, sa = find(groups, "root-anycpu", "fast", "fast"), find(groups, "root-anycpu", "stock", "stock")
+                vs_any = paired_ratio(ra, sa, "wall", invert=True) if ra and sa and not ra.error and not sa.error \
+                    else None
+                if vs_any is not None:
+                    extra += f"; unpinned {vs_any:.1f}x"
             L.append(f"| {OP_TITLES[sc]} | {fmt_us(f.median('wall'))} | **{held:.2f}** | "
                      f"{fmt_us(s.median('wall')) if s and not s.error else 'FAILED'} | {fmt_x(vs)} | "
                      f"{f'{held_u:.2f}' if held_u is not None else '-'} | {target}: "
