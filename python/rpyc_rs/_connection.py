@@ -76,11 +76,12 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   waking a sleeping thread on an idle CPU costs more than a loopback round
   trip; so does ``serve_all`` (a server's loop) for the next request after
   serving one. A wait for a reply polls every time (at most 50 µs of CPU a
-  call, less than rpyc's own Python costs a call, and it keeps a busy stock
-  server's CPUs from idling, which that server needs); ``serve_all`` stops
-  polling by itself for a while where requests keep coming later. ``config={"rpyc_rs_reply_spin_us": N}`` or the
-  environment's ``RPYC_RS_REPLY_SPIN_US`` sets the time, 0 turns it off.
-  rpyc sleeps at once.
+  call, about what rpyc's own Python costs a call, and it keeps a busy
+  stock server's CPUs from idling, which that server needs); ``serve_all``
+  stops polling by itself for a while where requests keep coming later.
+  ``config={"rpyc_rs_reply_spin_us": N}`` or the environment's
+  ``RPYC_RS_REPLY_SPIN_US`` sets the time, 0 turns it off. rpyc sleeps at
+  once.
 - On an SSL socket, a send that fails because the peer has already ended
   the session (it refused our certificate, say) raises ``EOFError`` with
   the peer's TLS alert ("tlsv13 alert certificate required"), read before

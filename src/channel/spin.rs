@@ -16,8 +16,8 @@
 //!
 //! A wait for a reply polls every time, even where replies come later than
 //! the budget. That costs the caller at most one budget of CPU per call (50
-//! µs by default), less than a stock rpyc client's own Python spends per
-//! call (57–59 µs measured), and it is what a busy stock `ThreadedServer`
+//! µs by default), about what a stock rpyc client's own Python spends per
+//! call (32–55 µs measured), and it is what a busy stock `ThreadedServer`
 //! needs from its clients: its threads hand the GIL to each other at every
 //! system call, and where a light client leaves the CPUs around them idle
 //! each hand-off wakes a halted CPU (eight clients that stopped polling
