@@ -354,9 +354,11 @@ def main() -> int:
             P("raw", "raw", "raw-poll", label="raw ping-pong, poll then read"),
             # And polling for the reply a while before sleeping, as an
             # rpyc-rs client waits for one (ChannelConfig::reply_spin; the
-            # raw server sleeps at once, where ours poll for the next
-            # request too).
+            # raw server sleeps at once).
             P("raw", "raw", "raw-spin", label="raw ping-pong, the client polling before it sleeps"),
+            # And the server polling for the next request as well, as ours
+            # do: the floor for our ends unpinned, where both poll.
+            P("raw", "raw", "raw-spin-both", label="raw ping-pong, both ends polling before they sleep"),
             P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
             P("fast", "stock", "trivial"), P("stock", "fast", "trivial"),
             P("rust", "stock", "trivial"), P("rust", "fast", "trivial"),
@@ -388,6 +390,7 @@ def main() -> int:
         groups["trivial-anycpu"] = [
             P("raw", "raw", "raw", label="raw TCP ping-pong (Rust ↔ Rust)"),
             P("raw", "raw", "raw-spin", label="raw ping-pong, the client polling before it sleeps"),
+            P("raw", "raw", "raw-spin-both", label="raw ping-pong, both ends polling before they sleep"),
             P("stock", "stock", "trivial"), P("fast", "fast", "trivial"),
             P("rust", "stock", "trivial"), P("stock", "rust", "trivial"), P("rust", "rust", "trivial"),
         ]

@@ -8,9 +8,12 @@
 //! is the kernel's (two syscalls and a wake-up per side per round trip).
 //!
 //! Scenarios: `raw` (a blocking read), `raw-poll` (`poll(2)`, then the
-//! read) and `raw-spin` (non-blocking reads for up to the engine's
+//! read), `raw-spin` (non-blocking reads for up to the engine's
 //! reply-polling budget, yielding between them, then a blocking read: the
-//! way an rpyc-rs client waits for a reply).
+//! way an rpyc-rs client waits for a reply) and `raw-spin-both` (the
+//! same, and the server waits for the next request that way too, as an
+//! rpyc-rs serving loop does). A request's first byte tells the server how
+//! to wait for the next one, so one connection serves every scenario.
 
 use std::io::{self, Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -24,6 +27,10 @@ use super::driver::{self, Target};
 /// The largest request or reply size the server accepts (a sanity bound on
 /// what the header claims, not a limit anyone should reach).
 const MAX_SIZE: u32 = 1 << 20;
+/// A request's first byte when the server is to sleep on the next one.
+const SLEEP_NEXT: u8 = 0x24;
+/// A request's first byte when the server is to poll for the next one.
+const POLL_NEXT: u8 = 0x25;
 
 /// Accepts connections on 127.0.0.1 and echoes fixed-size replies, a
 /// thread per connection, until stdin closes.
@@ -54,9 +61,14 @@ fn serve_one(mut s: TcpStream) -> std::io::Result<()> {
     }
     let mut inb = vec![0u8; req as usize];
     let out = vec![0x42u8; rep as usize];
+    let mut poll_next = false;
     loop {
-        match s.read_exact(&mut inb) {
-            Ok(()) => s.write_all(&out)?,
+        let got = if poll_next { read_spinning(&s, &mut inb) } else { Ok(0) };
+        match got.and_then(|got| s.read_exact(&mut inb[got..])) {
+            Ok(()) => {
+                poll_next = inb[0] == POLL_NEXT;
+                s.write_all(&out)?
+            }
             // The client hung up between round trips: a normal end.
             Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return Ok(()),
             Err(e) => return Err(e),
@@ -89,9 +101,11 @@ fn wait_readable(s: &TcpStream) -> Result<(), String> {
 }
 
 /// Reads without waiting, yielding the CPU between tries, for up to
-/// [`DEFAULT_REPLY_SPIN`], as an rpyc-rs client waits for a reply; how many
-/// bytes of `buf` came (0: none in time, and the caller waits as usual).
-fn read_spinning(s: &TcpStream, buf: &mut [u8]) -> Result<usize, String> {
+/// [`DEFAULT_REPLY_SPIN`], as an rpyc-rs client waits for a reply (and a
+/// serving loop for the next request); how many bytes of `buf` came (0:
+/// none in time, and the caller waits as usual). The peer's hang-up is an
+/// `UnexpectedEof` error.
+fn read_spinning(s: &TcpStream, buf: &mut [u8]) -> io::Result<usize> {
     let start = Instant::now();
     loop {
         // SAFETY: `recv` writes at most `buf.len()` bytes into `buf`, a
@@ -99,11 +113,11 @@ fn read_spinning(s: &TcpStream, buf: &mut [u8]) -> Result<usize, String> {
         let n = unsafe { libc::recv(s.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
         match n {
             1.. => return Ok(n as usize),
-            0 => return Err("read: the server closed the connection".into()),
+            0 => return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "the peer closed the connection")),
             _ => {
                 let e = io::Error::last_os_error();
                 if !matches!(e.kind(), io::ErrorKind::WouldBlock | io::ErrorKind::Interrupted) {
-                    return Err(format!("read: {e}"));
+                    return Err(e);
                 }
             }
         }
@@ -117,8 +131,10 @@ fn read_spinning(s: &TcpStream, buf: &mut [u8]) -> Result<usize, String> {
 impl Target for PingPong {
     /// `raw`: write, then a blocking read; `raw-poll`: write, poll, read;
     /// `raw-spin`: write, reads without waiting for a while, then a
-    /// blocking read for the rest.
+    /// blocking read for the rest; `raw-spin-both`: the same, with the
+    /// request telling the server to poll for the next one.
     fn op(&mut self, scenario: &str) -> Result<(), String> {
+        self.out[0] = if scenario == "raw-spin-both" { POLL_NEXT } else { SLEEP_NEXT };
         self.s.write_all(&self.out).map_err(|e| format!("write: {e}"))?;
         let got = match scenario {
             "raw" => 0,
@@ -126,8 +142,14 @@ impl Target for PingPong {
                 wait_readable(&self.s)?;
                 0
             }
-            "raw-spin" => read_spinning(&self.s, &mut self.inb)?,
-            other => return Err(format!("unknown scenario {other:?} (have raw, raw-poll, raw-spin)")),
+            "raw-spin" | "raw-spin-both" => {
+                read_spinning(&self.s, &mut self.inb).map_err(|e| format!("read: {e}"))?
+            }
+            other => {
+                return Err(format!(
+                    "unknown scenario {other:?} (have raw, raw-poll, raw-spin, raw-spin-both)"
+                ))
+            }
         };
         self.s.read_exact(&mut self.inb[got..]).map_err(|e| format!("read: {e}"))
     }
@@ -146,7 +168,7 @@ pub fn client(addr: &str, req: u32, rep: u32) -> Result<(), String> {
     hdr[..4].copy_from_slice(&req.to_be_bytes());
     hdr[4..].copy_from_slice(&rep.to_be_bytes());
     s.write_all(&hdr).map_err(|e| e.to_string())?;
-    let mut target = PingPong { s, out: vec![0x24u8; req as usize], inb: vec![0u8; rep as usize] };
+    let mut target = PingPong { s, out: vec![SLEEP_NEXT; req as usize], inb: vec![0u8; rep as usize] };
     driver::drive(&mut target, &format!("rust raw tcp {req}/{rep} bytes"));
     Ok(())
 }
