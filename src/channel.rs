@@ -101,9 +101,10 @@ pub struct ChannelConfig {
     /// to sleep on it ([`DEFAULT_REPLY_SPIN`]; zero: sleep at once), and a
     /// serving loop that has just served a request polls for the next. See
     /// the `spin` module: waking a sleeping thread can cost more than a
-    /// loopback round trip. A wait for a reply spends at most this much
-    /// CPU polling; a serving loop stops polling by itself where requests
-    /// take longer than this to come.
+    /// loopback round trip. A wait for a reply from a peer on this host
+    /// spends at most this much CPU polling, every time; a serving loop,
+    /// and a wait for a peer elsewhere, stop polling by themselves for a
+    /// while where frames take longer than this to come.
     pub reply_spin: Duration,
 }
 

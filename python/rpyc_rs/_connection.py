@@ -75,10 +75,11 @@ checks the rest against stock rpyc, with 5.3.x and 6.0.x):
   up to 50 µs (yielding the CPU between polls) before it sleeps, since
   waking a sleeping thread on an idle CPU costs more than a loopback round
   trip; so does ``serve_all`` (a server's loop) for the next request after
-  serving one. A wait for a reply polls every time (at most 50 µs of CPU a
-  call, about what rpyc's own Python costs a call, and it keeps a busy
-  stock server's CPUs from idling, which that server needs); ``serve_all``
-  stops polling by itself for a while where requests keep coming later.
+  serving one. A wait for a reply from a peer on this host polls every
+  time (at most 50 µs of CPU a call, about what rpyc's own Python costs a
+  call, and it keeps a busy stock server's CPUs from idling, which that
+  server needs); ``serve_all``, and a wait for a peer on another host, stop
+  polling by themselves for a while where frames keep coming later.
   ``config={"rpyc_rs_reply_spin_us": N}`` or the environment's
   ``RPYC_RS_REPLY_SPIN_US`` sets the time, 0 turns it off. rpyc sleeps at
   once.

@@ -112,6 +112,7 @@ impl FrameReader {
         budget: &'static budget::MemoryBudget,
     ) -> Self {
         let polls = inner.polls_cheaply();
+        let local = inner.peer_on_this_host();
         FrameReader {
             inner,
             rest: Vec::new(),
@@ -120,7 +121,7 @@ impl FrameReader {
             max: config.max_frame_size,
             inflate: None,
             lease: budget::Lease::new(budget),
-            spin: Polling::new(if polls { config.reply_spin } else { Duration::ZERO }),
+            spin: Polling::new(if polls { config.reply_spin } else { Duration::ZERO }, local),
         }
     }
 

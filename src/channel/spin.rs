@@ -14,16 +14,24 @@
 //! gives the CPU to any other runnable thread between reads: on a shared
 //! CPU that is the peer, whose reply it waits for. Only then does it sleep.
 //!
-//! A wait for a reply polls every time, even where replies come later than
-//! the budget. That costs the caller at most one budget of CPU per call (50
-//! µs by default), about what a stock rpyc client's own Python spends per
-//! call (32–55 µs measured), and it is what a busy stock `ThreadedServer`
-//! needs from its clients: its threads hand the GIL to each other at every
-//! system call, and where a light client leaves the CPUs around them idle
-//! each hand-off wakes a halted CPU (eight clients that stopped polling
-//! once replies came late got 0.80x of what eight stock clients got out of
-//! one, with 6.5 blocking waits per call in the server against 1.2; eight
-//! that kept polling got 1.37x).
+//! A wait for a reply from a peer on this host (a Unix socket, a pipe, TCP
+//! to a loopback or our own address) polls every time, even where replies
+//! come later than the budget. That costs the caller at most one budget of
+//! CPU per call (50 µs by default), about what a stock rpyc client's own
+//! Python spends per call (32–55 µs measured), and it is what a busy stock
+//! `ThreadedServer` on the same host needs from its clients: its threads
+//! hand the GIL to each other at every system call, and where a light
+//! client leaves the CPUs around them idle each hand-off wakes a halted CPU
+//! (eight clients that stopped polling once replies came late got 0.80x of
+//! what eight stock clients got out of one, with 6.5 blocking waits per
+//! call in the server against 1.2; eight that kept polling got 1.37x).
+//!
+//! A peer elsewhere gains nothing from our CPUs, and a network round trip
+//! rarely fits in the budget, so there polling adapts: after [`MISSES`]
+//! polls in a row that ended without data the reader sleeps at once for
+//! the next [`REST`] replies, then tries again. At worst (every reply later
+//! than the budget) that spends three budgets per 67 waits, under 3 µs a
+//! wait at the default 50 µs.
 //!
 //! A serving loop that has just served a request polls the same way for
 //! the peer's next one ([`FrameReader::expect_request`](super::FrameReader::expect_request)):
@@ -31,23 +39,21 @@
 //! halves an unpinned round trip again (the raw ping-pong, any CPU: 55 µs
 //! with both ends sleeping, 21 µs with one end polling, 10 µs with both).
 //! That CPU is the server's, and a client may think for a long time between
-//! calls, so this polling adapts: after [`MISSES`] polls in a row that
-//! ended without data the reader sleeps at once for the next [`REST`]
-//! requests, then tries again. At worst (every request later than the
-//! budget) that spends three budgets per 67 waits, under 3 µs a wait at the
-//! default 50 µs. Any other wait (a background serving thread, `serve`
-//! called by the user) sleeps at once as before, and so does a stream
-//! whose reads cannot poll cheaply (TLS, a Python channel).
+//! calls, so this polling always adapts, the same way, with a record of its
+//! own: a client's think time must not stop the server's callbacks from
+//! polling for their replies. Any other wait (a background serving thread,
+//! `serve` called by the user) sleeps at once as before, and so does a
+//! stream whose reads cannot poll cheaply (TLS, a Python channel).
 //!
 //! It hands the [`FrameReader`](super::FrameReader) a budget per wait and
-//! keeps the record of how polling for requests went.
+//! keeps the records of how polling went.
 
 use std::time::Duration;
 
-/// Polls for a request in a row that found nothing before the reader stops
-/// polling for requests.
+/// Polls in a row that found nothing before the reader stops polling for
+/// that kind of wait (requests; replies from a peer elsewhere).
 pub(super) const MISSES: u8 = 3;
-/// Waits for a request that then sleep at once before the reader polls
+/// Waits of that kind that then sleep at once before the reader polls
 /// again.
 pub(super) const REST: u16 = 64;
 
@@ -60,7 +66,7 @@ pub(super) enum Expect {
     Request,
 }
 
-/// How polling for requests went.
+/// How polling went for one kind of wait.
 #[derive(Debug, Default)]
 struct Record {
     /// Polls in a row that ended without data.
@@ -69,9 +75,9 @@ struct Record {
     rest: u16,
 }
 
-/// One reader's polling budget and its record of how polling for requests
-/// went (replies keep none: they always poll, and a client's think time
-/// must not stop a server's callbacks from polling for their replies).
+/// One reader's polling budget and its records of how polling went: one
+/// for requests, and one for replies unless the peer is on this host
+/// (those always poll).
 #[derive(Debug)]
 pub(super) struct Polling {
     budget: Duration,
@@ -80,12 +86,24 @@ pub(super) struct Polling {
     /// What the poll in progress waits for.
     current: Expect,
     request: Record,
+    /// `None` for a peer on this host.
+    reply: Option<Record>,
 }
 
 impl Polling {
-    /// Polling for at most `budget` a wait (zero: never).
-    pub(super) fn new(budget: Duration) -> Self {
-        Polling { budget, armed: None, current: Expect::Reply, request: Record::default() }
+    /// Polling for at most `budget` a wait (zero: never); `peer_local`:
+    /// the peer runs on this host, and waits for its replies always poll.
+    pub(super) fn new(budget: Duration, peer_local: bool) -> Self {
+        let reply = (!peer_local).then(Record::default);
+        Polling { budget, armed: None, current: Expect::Reply, request: Record::default(), reply }
+    }
+
+    /// The record of the wait in progress (`None`: it keeps none).
+    fn record(&mut self) -> Option<&mut Record> {
+        match self.current {
+            Expect::Request => Some(&mut self.request),
+            Expect::Reply => self.reply.as_mut(),
+        }
     }
 
     /// The next read waits for `what`.
@@ -94,16 +112,16 @@ impl Polling {
     }
 
     /// How long the read about to wait at most `timeout` should poll:
-    /// `None` when nobody said what it waits for, polling is off, polling
-    /// for requests rests, or there is no time. Disarms.
+    /// `None` when nobody said what it waits for, polling is off or
+    /// resting for that kind of wait, or there is no time. Disarms.
     pub(super) fn begin(&mut self, timeout: Option<Duration>) -> Option<Duration> {
         let what = self.armed.take()?;
         if self.budget.is_zero() {
             return None;
         }
         self.current = what;
-        if what == Expect::Request && self.request.rest > 0 {
-            self.request.rest -= 1;
+        if let Some(record) = self.record().filter(|r| r.rest > 0) {
+            record.rest -= 1;
             return None;
         }
         Some(timeout.map_or(self.budget, |t| t.min(self.budget))).filter(|b| !b.is_zero())
@@ -111,18 +129,15 @@ impl Polling {
 
     /// The poll ended with data (or the stream's end or an error).
     pub(super) fn hit(&mut self) {
-        if self.current == Expect::Request {
-            self.request.misses = 0;
+        if let Some(record) = self.record() {
+            record.misses = 0;
         }
     }
 
-    /// The poll ran out of budget with nothing: for a request, one more
-    /// miss towards resting; for a reply, nothing (the module says why).
+    /// The poll ran out of budget with nothing: one more miss towards
+    /// resting, for a wait that keeps a record (the module says which).
     pub(super) fn miss(&mut self) {
-        if self.current != Expect::Request {
-            return;
-        }
-        let record = &mut self.request;
+        let Some(record) = self.record() else { return };
         record.misses += 1;
         if record.misses >= MISSES {
             record.misses = 0;
@@ -149,6 +164,7 @@ mod tests {
     /// (polls) and waits out any other read's timeout.
     struct Silent {
         cheap: bool,
+        local: bool,
         polls: Arc<AtomicUsize>,
     }
 
@@ -166,11 +182,19 @@ mod tests {
         fn polls_cheaply(&self) -> bool {
             self.cheap
         }
+        fn peer_on_this_host(&self) -> bool {
+            self.local
+        }
     }
 
+    /// A [`Silent`] stream's reader, its peer on this host.
     fn silent(cheap: bool) -> (FrameReader, Arc<AtomicUsize>) {
+        silent_peer(cheap, true)
+    }
+
+    fn silent_peer(cheap: bool, local: bool) -> (FrameReader, Arc<AtomicUsize>) {
         let polls = Arc::new(AtomicUsize::new(0));
-        let stream = Silent { cheap, polls: polls.clone() };
+        let stream = Silent { cheap, local, polls: polls.clone() };
         (FrameReader::new(Box::new(stream), &ChannelConfig::default()), polls)
     }
 
@@ -204,7 +228,8 @@ mod tests {
         // The 50 µs of polling came out of the 20 ms, not on top of them
         // (the slack is for a busy machine, far below a second timeout).
         assert!(t0.elapsed() < timeout + Duration::from_millis(15), "{:?}", t0.elapsed());
-        // Replies that never come in time: every wait still polls.
+        // Replies from a peer on this host that never come in time: every
+        // wait still polls.
         for _ in 0..2 * REST {
             let before = polls.load(Ordering::Relaxed);
             r.expect_reply();
@@ -226,6 +251,25 @@ mod tests {
         r.expect_request();
         let _ = r.recv(Some(Duration::from_micros(100)));
         assert!(polls.load(Ordering::Relaxed) > before);
+    }
+
+    #[test]
+    fn replies_from_a_peer_elsewhere_back_off() {
+        let (mut r, polls) = silent_peer(true, false);
+        let wait = Some(Duration::from_micros(100));
+        for _ in 0..MISSES {
+            r.expect_reply();
+            let _ = r.recv(wait);
+        }
+        let before = polls.load(Ordering::Relaxed);
+        for _ in 0..REST {
+            r.expect_reply();
+            let _ = r.recv(wait);
+        }
+        assert_eq!(polls.load(Ordering::Relaxed), before, "rests after three late replies");
+        r.expect_reply();
+        let _ = r.recv(wait);
+        assert!(polls.load(Ordering::Relaxed) > before, "then tries again");
     }
 
     #[test]
@@ -256,21 +300,21 @@ mod tests {
 
     #[test]
     fn polls_only_when_armed_and_on() {
-        let mut spin = Polling::new(US50);
+        let mut spin = Polling::new(US50, true);
         assert_eq!(spin.begin(None), None, "not armed");
         spin.arm(Expect::Reply);
         assert_eq!(spin.begin(None), Some(US50));
         assert_eq!(spin.begin(None), None, "disarmed by begin");
         spin.arm(Expect::Request);
         assert_eq!(spin.begin(None), Some(US50));
-        let mut off = Polling::new(Duration::ZERO);
+        let mut off = Polling::new(Duration::ZERO, true);
         off.arm(Expect::Reply);
         assert_eq!(off.begin(None), None);
     }
 
     #[test]
     fn polls_within_the_timeout() {
-        let mut spin = Polling::new(US50);
+        let mut spin = Polling::new(US50, true);
         spin.arm(Expect::Reply);
         assert_eq!(spin.begin(Some(Duration::from_micros(20))), Some(Duration::from_micros(20)));
         spin.arm(Expect::Reply);
@@ -280,8 +324,8 @@ mod tests {
     }
 
     #[test]
-    fn replies_never_rest_and_do_not_stop_requests_resting() {
-        let mut spin = Polling::new(US50);
+    fn replies_from_a_peer_here_never_rest_nor_stop_requests_resting() {
+        let mut spin = Polling::new(US50, true);
         for _ in 0..3 * REST {
             spin.arm(Expect::Reply);
             assert_eq!(spin.begin(None), Some(US50));
@@ -302,8 +346,32 @@ mod tests {
     }
 
     #[test]
+    fn a_peer_elsewhere_keeps_a_record_for_replies_apart_from_requests() {
+        let mut spin = Polling::new(US50, false);
+        for _ in 0..MISSES {
+            spin.arm(Expect::Reply);
+            assert!(spin.begin(None).is_some());
+            spin.miss();
+        }
+        spin.arm(Expect::Reply);
+        assert_eq!(spin.begin(None), None, "replies rest");
+        spin.arm(Expect::Request);
+        assert_eq!(spin.begin(None), Some(US50), "requests still poll");
+        // A hit between misses starts the count over.
+        let mut spin = Polling::new(US50, false);
+        for _ in 0..2 * MISSES {
+            spin.arm(Expect::Reply);
+            assert!(spin.begin(None).is_some());
+            spin.miss();
+            spin.arm(Expect::Reply);
+            assert!(spin.begin(None).is_some());
+            spin.hit();
+        }
+    }
+
+    #[test]
     fn requests_rest_after_misses_in_a_row_then_try_again() {
-        let mut spin = Polling::new(US50);
+        let mut spin = Polling::new(US50, true);
         let poll = |spin: &mut Polling| {
             spin.arm(Expect::Request);
             spin.begin(None).is_some()

@@ -43,6 +43,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 
+mod locality;
 mod memory;
 mod socket;
 pub mod tls;
@@ -85,6 +86,15 @@ pub trait ReadHalf: Send {
     /// [`ChannelConfig::reply_spin`](crate::channel::ChannelConfig::reply_spin)).
     /// False by default.
     fn polls_cheaply(&self) -> bool {
+        false
+    }
+
+    /// True when the peer runs on this host (a Unix socket, a pipe, TCP to
+    /// a loopback or our own address): the channel then polls for every
+    /// reply, where for a peer elsewhere it backs off when replies keep
+    /// coming late (the channel's `spin` module says why). False by
+    /// default.
+    fn peer_on_this_host(&self) -> bool {
         false
     }
 }

@@ -160,13 +160,16 @@ pub(super) struct SocketReader {
     /// Setting `SO_RCVTIMEO` failed once: wait with `poll` from then on.
     poll_only: bool,
     on_interrupt: Option<InterruptHook>,
+    /// The peer runs on this host (read once, at the start).
+    local: bool,
 }
 
 impl SocketReader {
     /// A reader on `sock` (any connected stream socket: the receive
     /// syscalls are the same for every family).
     pub(super) fn new(sock: UnixStream, ack: Option<AckDebt>, on_interrupt: Option<InterruptHook>) -> Self {
-        SocketReader { sock, ack, timeo: None, poll_only: false, on_interrupt }
+        let local = super::locality::peer_on_this_host(sock.as_raw_fd());
+        SocketReader { sock, ack, timeo: None, poll_only: false, on_interrupt, local }
     }
 
     /// Makes the kernel's receive timeout fit a wait of `want` (see
@@ -285,6 +288,10 @@ impl ReadHalf for SocketReader {
     fn polls_cheaply(&self) -> bool {
         true
     }
+
+    fn peer_on_this_host(&self) -> bool {
+        self.local
+    }
 }
 
 /// The sending half of a connected socket, TCP or Unix.
@@ -327,6 +334,11 @@ impl<R: Read + AsRawFd + Send> ReadHalf for FdReader<R> {
     }
 
     fn polls_cheaply(&self) -> bool {
+        true
+    }
+
+    /// A child process's pipe: the child runs here.
+    fn peer_on_this_host(&self) -> bool {
         true
     }
 }
